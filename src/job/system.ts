@@ -1,0 +1,176 @@
+// A configured system at work: its config, the transport that reaches it and its scheduler. Moves
+// job dirs there and back, submits (one script for one job or one array for many), polls all of a
+// system's jobs with one scheduler query, and reconciles jobs that left the queue from the
+// scheduler's record. Knows nothing of job statuses; `engine.ts` decides those.
+import fs from 'node:fs';
+import path from 'node:path';
+import { XprError } from '../errors.js';
+import { projectRundir } from '../config/rundir.js';
+import type { SystemConfig, XprConfig } from '../config/schema.js';
+import type { NodeChoice } from '../resources/types.js';
+import {
+  CODE_DIR, EXIT_CODE_FILE, FN_STDERR, FN_STDOUT, JOB_STDERR, JOB_STDOUT, RESULT_FILE, STARTED_FILE, SUBMIT_DIR,
+} from '../runner/protocol.js';
+import type { RemoteState, Scheduler } from '../schedulers/types.js';
+import type { Transport } from '../transport/types.js';
+import { shQuote } from '../util/shell.js';
+import { renderScript } from './script.js';
+
+/** Files that tell how a job ended, fetched back into the stage dir. */
+export const OUTCOME_FILES = [RESULT_FILE, EXIT_CODE_FILE, STARTED_FILE, JOB_STDOUT, JOB_STDERR, FN_STDOUT, FN_STDERR];
+
+export interface SubmitOptions {
+  headerExtra: readonly string[];
+  preCmds: readonly string[];
+  postCmds: readonly string[];
+  envVars: Readonly<Record<string, string>>;
+  runnerHash: string;
+}
+
+export interface Submission {
+  /** Remote id of the plain job or array. */
+  remoteId: string;
+  /** Remote id of each job, in the order given (array elements for an array). */
+  elementIds: string[];
+}
+
+export class System {
+  /** Dir on the system holding this project's run dirs, code and submit scripts. */
+  readonly rundir: string;
+
+  constructor(
+    readonly config: SystemConfig,
+    readonly transport: Transport,
+    readonly scheduler: Scheduler,
+    /** Local project dir holding the stage dirs (`_expyre`). */
+    readonly stageRoot: string,
+    project: Pick<XprConfig, 'remote_rundir_submit_hostname'>,
+  ) {
+    this.rundir = projectRundir(config, project, stageRoot);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** Whether jobs run in their local stage dirs, so nothing needs copying. */
+  get inPlace(): boolean {
+    return this.config.runsInPlace;
+  }
+
+  remoteDirOf(jobId: string): string {
+    return path.posix.join(this.rundir, `run_${jobId}`);
+  }
+
+  /** Run a command in the system's rundir; a non-zero exit becomes an XprError with its stderr. */
+  async run(command: string, what: string): Promise<string> {
+    const r = await this.transport.exec(`cd ${shQuote(this.rundir)} && ${command}`);
+    if (r.code !== 0) {
+      throw new XprError(`${what} failed on system "${this.name}" (exit ${r.code ?? 'signal'}): ${r.stderr.trim() || r.stdout.trim()}`, {
+        hint: `The command was: ${command}`,
+      });
+    }
+    return r.stdout;
+  }
+
+  /** Copy stage dirs and the code files they use to the system (nothing to do when in place). */
+  async stage(jobIds: readonly string[], codeFiles: readonly string[]): Promise<void> {
+    if (this.inPlace) return;
+    await this.transport.exec(`mkdir -p ${shQuote(path.posix.join(this.rundir, CODE_DIR))} ${shQuote(path.posix.join(this.rundir, SUBMIT_DIR))}`);
+    const names = [...jobIds.map((id) => `run_${id}`), ...codeFiles.map((f) => path.posix.join(CODE_DIR, f))];
+    await this.transport.upload(this.stageRoot, names, this.rundir);
+  }
+
+  /**
+   * Write the job script (an array script when there are several jobs), copy it over and submit it.
+   * Throws on a scheduler error; the caller has recorded the intent beforehand.
+   */
+  async submit(jobIds: readonly string[], schedName: string, node: NodeChoice, opts: SubmitOptions): Promise<Submission> {
+    const part = this.config.partitions[node.partitionKey];
+    const scriptName = `${schedName}.sh`;
+    const script = renderScript({
+      scheduler: this.scheduler,
+      schedName,
+      node,
+      jobDirs: jobIds.map((id) => `run_${id}`),
+      stdoutFile: `${SUBMIT_DIR}/${schedName}.out`,
+      stderrFile: `${SUBMIT_DIR}/${schedName}.err`,
+      header: this.config.header,
+      noDefaultHeader: this.config.no_default_header,
+      partitionHeader: part?.header ?? [],
+      headerExtra: opts.headerExtra,
+      commands: this.config.commands,
+      preCmds: opts.preCmds,
+      postCmds: opts.postCmds,
+      envVars: opts.envVars,
+      nodeCommand: this.config.node_command,
+      shell: this.config.script_exec,
+      runnerHash: opts.runnerHash,
+    });
+    const localSubmitDir = path.join(this.stageRoot, SUBMIT_DIR);
+    fs.mkdirSync(localSubmitDir, { recursive: true });
+    fs.writeFileSync(path.join(localSubmitDir, scriptName), script, { mode: 0o755 });
+    if (!this.inPlace) await this.transport.upload(this.stageRoot, [path.posix.join(SUBMIT_DIR, scriptName)], this.rundir);
+    const pre = this.config.pre_submit_cmds.map((c) => `${c} && `).join('');
+    const out = await this.run(`${pre}${this.scheduler.submitCommand(path.posix.join(SUBMIT_DIR, scriptName))}`, 'Submitting');
+    const remoteId = this.scheduler.parseSubmit(out);
+    const elementIds = jobIds.length > 1
+      ? jobIds.map((_id, i) => this.scheduler.arrayElementId(remoteId, i))
+      : [remoteId];
+    return { remoteId, elementIds };
+  }
+
+  /** After a crash mid-submit: the remote id of the job submitted under `schedName`, if any. */
+  async findSubmitted(schedName: string): Promise<string | undefined> {
+    const out = await this.run(this.scheduler.findByNameCommand(schedName), 'Looking up a job by name');
+    return this.scheduler.parseFindByName(out, schedName);
+  }
+
+  /**
+   * States of many jobs with one status query, plus one record query for those that left the queue.
+   * An id missing from the result is unknown to the scheduler: judge it by its files.
+   */
+  async poll(remoteIds: readonly string[]): Promise<Map<string, RemoteState>> {
+    if (remoteIds.length === 0) return new Map();
+    const out = await this.run(this.scheduler.statusCommand([...remoteIds]), 'Checking job status');
+    const states = this.scheduler.parseStatus(out, [...remoteIds]);
+    const gone = remoteIds.filter((id) => !states.has(id));
+    const recordCmd = gone.length ? this.scheduler.recordCommand(gone) : undefined;
+    if (recordCmd) {
+      const r = await this.transport.exec(`cd ${shQuote(this.rundir)} && ${recordCmd}`);
+      // The record is best effort: a site without accounting still has the job's own files.
+      if (r.code === 0) for (const [id, s] of this.scheduler.parseRecord(r.stdout, gone)) states.set(id, s);
+    }
+    return states;
+  }
+
+  /** Bring a job's outcome files and its declared output files back into its stage dir. */
+  async fetch(jobId: string, stageDir: string, outputFiles: readonly string[]): Promise<void> {
+    if (this.inPlace) return;
+    await this.transport.download(this.remoteDirOf(jobId), [...OUTCOME_FILES, ...outputFiles], stageDir);
+  }
+
+  async cancel(remoteIds: readonly string[]): Promise<void> {
+    if (remoteIds.length) await this.run(this.scheduler.cancelCommand([...remoteIds]), 'Cancelling');
+  }
+
+  async hold(remoteIds: readonly string[]): Promise<void> {
+    if (remoteIds.length) await this.run(this.scheduler.holdCommand([...remoteIds]), 'Holding');
+  }
+
+  async release(remoteIds: readonly string[]): Promise<void> {
+    if (remoteIds.length) await this.run(this.scheduler.releaseCommand([...remoteIds]), 'Releasing');
+  }
+
+  /** Remove a job's dir on the system (never the local stage dir: that is the caller's choice). */
+  async removeRemote(jobId: string): Promise<void> {
+    if (this.inPlace) return;
+    await this.transport.exec(`rm -rf -- ${shQuote(this.remoteDirOf(jobId))}`);
+  }
+
+  /** Whether the job's script got as far as starting (its started marker exists on the system). */
+  async hasStarted(jobId: string): Promise<boolean> {
+    const r = await this.transport.exec(`test -e ${shQuote(path.posix.join(this.remoteDirOf(jobId), STARTED_FILE))}`);
+    return r.code === 0;
+  }
+}

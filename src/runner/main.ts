@@ -1,0 +1,46 @@
+// What a job script runs with `node` in the job dir: load the call, import the function, run it and
+// write the outcome. The result file is written to a temporary name and renamed, so whoever reads
+// it sees all of it or nothing. Only node builtins and pure modules: this file is bundled and
+// shipped with every job, and the remote needs nothing but `node`.
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { decode, encode, serializeError } from '../util/codec.js';
+import { CALL_FILE, RESULT_FILE, type CallResult, type CallSpec } from './protocol.js';
+
+function writeResult(result: CallResult): void {
+  const tmp = `${RESULT_FILE}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(result));
+  fs.renameSync(tmp, RESULT_FILE);
+}
+
+let finished = false;
+
+function fail(err: unknown): void {
+  if (finished) return;
+  finished = true;
+  writeResult({ ok: false, error: serializeError(err) });
+  process.stderr.write(`xpr runner: the function failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+}
+
+async function run(): Promise<void> {
+  const spec = JSON.parse(fs.readFileSync(CALL_FILE, 'utf8')) as CallSpec;
+  const modulePath = 'file' in spec.code ? path.resolve(spec.code.file) : spec.code.path;
+  const mod = (await import(pathToFileURL(modulePath).href)) as Record<string, unknown>;
+  const fn = mod[spec.export];
+  if (typeof fn !== 'function') {
+    throw new TypeError(`${modulePath} has no exported function "${spec.export}" (found: ${Object.keys(mod).join(', ') || 'nothing'})`);
+  }
+  const args = (spec.args.map(decode));
+  if (spec.kwargs !== undefined) args.push(decode(spec.kwargs));
+  const value: unknown = await (fn as (...a: unknown[]) => unknown)(...args);
+  const encoded = encode(value, 'the function\'s result');
+  if (finished) return;
+  finished = true;
+  writeResult({ ok: true, value: encoded });
+}
+
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
+run().catch(fail);

@@ -1,0 +1,34 @@
+// The files a job dir holds, shared by the side that stages a job and the runner that executes it.
+
+/** The call: written at create, read by the runner. */
+export const CALL_FILE = '_xpr_call.json';
+/** The outcome: written by the runner, atomically, as `CallResult`. */
+export const RESULT_FILE = '_xpr_result.json';
+/** Written by the job script when the job starts running. */
+export const STARTED_FILE = '_xpr_started';
+/** Written by the job script, atomically, with the runner's exit code when it ends. */
+export const EXIT_CODE_FILE = '_xpr_exit_code';
+/** Output of the whole job script (commands, pre/post commands). */
+export const JOB_STDOUT = 'job.stdout';
+export const JOB_STDERR = 'job.stderr';
+/** Output of the function itself (the node process). */
+export const FN_STDOUT = 'fn.stdout';
+export const FN_STDERR = 'fn.stderr';
+/** Dirs beside the run dirs: bundled code by hash, and submitted scripts. */
+export const CODE_DIR = '_xpr_code';
+export const SUBMIT_DIR = '_xpr_submit';
+
+export interface CallSpec {
+  version: 1;
+  /** Where the function's module is: a bundled file relative to the job dir, or an absolute path. */
+  code: { file: string } | { path: string };
+  export: string;
+  /** Encoded (util/codec) positional arguments. */
+  args: unknown[];
+  /** Encoded options object passed as the last argument, when given. */
+  kwargs?: unknown;
+}
+
+export type CallResult =
+  | { ok: true; value: unknown }
+  | { ok: false; error: import('../util/codec.js').SerializedError };

@@ -1,0 +1,252 @@
+// PBS: PBS Professional / OpenPBS (`pbs`) and Torque (`torque`). Pure string functions (see types.ts).
+//
+// Ids are what qsub prints: `1234.server`; an array is `1234[].server` and its element i is
+// `1234[i].server` (we submit indices 0..N-1), the form `qstat -t` prints for subjobs. Ids are
+// compared on `1234[i]`, without the server suffix, which qstat may print longer or shorter.
+//
+// The two PBS families differ where it matters:
+// - arrays: PBS Pro `-J 0-9` (at least 2 subjobs), PBS_ARRAY_INDEX, `^array_index^` in -o/-e;
+//   Torque `-t 0-9`, PBS_ARRAYID, `-<index>` appended to the -o/-e file by the server.
+// - `qstat -x`: history (finished jobs) on PBS Pro, XML output on Torque. Commands that want history
+//   probe `qstat --version` (PBS Pro prints `pbs_version = ...`, Torque `Version: ...`).
+// - exit status: PBS Pro -29 walltime, -27/-26 mem/vmem (`Exit_status`); Torque -11 walltime, -10 mem
+//   (`exit_status`, lowercase); both report 256+signal (e.g. 271) or 128+signal for a killed job.
+// Formats: PBS Professional Reference Guide (qstat -f, job attributes, Table "Job Exit Codes");
+// Torque Admin Guide (qstat, "Job exit status", job arrays).
+import { XprError } from '../errors.js';
+import { formatTime, parseTime } from '../resources/units.js';
+import { shQuote } from '../util/shell.js';
+import type { FailureReason, RemoteState, Scheduler, ScriptContext } from './types.js';
+import { directiveWord, jobNameWord, lastLineMatch, noJobIdError, requireIds, unique } from './common.js';
+
+type Flavor = 'pro' | 'torque';
+
+/** One job of `qstat -f` output: its id and attributes (continuation lines joined). */
+interface QstatJob {
+  id: string;
+  attrs: Map<string, string>;
+}
+
+/** Parse `qstat -f` text: `Job Id: <id>` then indented `name = value` lines, long values wrapped onto
+ * lines that start with a tab. */
+export function parseQstatFull(text: string): QstatJob[] {
+  const jobs: QstatJob[] = [];
+  let job: QstatJob | undefined;
+  let key: string | undefined;
+  for (const line of text.split(/\r?\n/)) {
+    const head = /^Job Id:\s*(\S+)/.exec(line);
+    if (head?.[1]) {
+      job = { id: head[1], attrs: new Map() };
+      jobs.push(job);
+      key = undefined;
+      continue;
+    }
+    if (!job) continue;
+    if (line.startsWith('\t') && key !== undefined) {
+      job.attrs.set(key, (job.attrs.get(key) ?? '') + line.slice(1).trim());
+      continue;
+    }
+    const attr = /^\s+([A-Za-z_][\w.]*)\s+=\s?(.*)$/.exec(line);
+    if (attr?.[1]) {
+      key = attr[1];
+      job.attrs.set(key, (attr[2] ?? '').trim());
+    }
+  }
+  return jobs;
+}
+
+/** `1234[5].server` → `1234[5]`; `1234.server` → `1234`. */
+function pbsKey(id: string): string {
+  return /^\d+(?:\[\d*\])?/.exec(id.trim())?.[0] ?? id.trim();
+}
+
+/** `1234[5].server` → `1234[].server`: holds and name look-ups act on a whole array. */
+function arrayParent(id: string): string {
+  return id.replace(/^(\d+)\[\d+\]/, '$1[]');
+}
+
+function attr(job: QstatJob, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const [k, v] of job.attrs) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+function seconds(hms: string | undefined): number | undefined {
+  if (!hms) return undefined;
+  try {
+    return parseTime(hms);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Final state of a job that has left execution (PBS Pro F/X, Torque C). */
+function finishedState(job: QstatJob, state: string): RemoteState {
+  const raw = state;
+  const exitText = attr(job, 'exit_status');
+  if (exitText === undefined || !/^-?\d+$/.test(exitText.trim())) {
+    // Deleted before it ran, or a subjob without history: no verdict here; the job's files decide.
+    return { status: 'done', raw };
+  }
+  const exit = Number(exitText);
+  const rawExit = `${raw} (exit ${exit})`;
+  if (exit === 0) return { status: 'done', exitCode: 0, raw: rawExit };
+  // Torque writes `exit_status`, PBS Pro `Exit_status`; their negative codes mean different things.
+  const flavor: Flavor = job.attrs.has('exit_status') || state === 'C' ? 'torque' : 'pro';
+  const comment = attr(job, 'comment') ?? '';
+  const used = seconds(attr(job, 'resources_used.walltime'));
+  const limit = seconds(attr(job, 'Resource_List.walltime'));
+  const killed = exit > 128;
+  const failed = (reason?: FailureReason, status: RemoteState['status'] = 'failed'): RemoteState => (
+    { status, exitCode: exit, raw: rawExit, ...(reason ? { reason } : {}) });
+  if ((flavor === 'pro' && exit === -29) || (flavor === 'torque' && exit === -11) ||
+      /walltime \S+ exceeded limit/i.test(comment) ||
+      (killed && used !== undefined && limit !== undefined && used >= limit)) {
+    return failed('TIMEOUT', 'timeout');
+  }
+  if ((flavor === 'pro' && (exit === -27 || exit === -26)) || (flavor === 'torque' && exit === -10) ||
+      /\bp?v?mem \S+ exceeded limit/i.test(comment)) {
+    return failed('OUT_OF_MEMORY');
+  }
+  return failed();
+}
+
+/** PBS job_state letters (PBS Pro Reference Guide "job_state"; Torque qstat(1)) to remote states. */
+export function pbsState(job: QstatJob): RemoteState {
+  const state = (attr(job, 'job_state') ?? '').trim();
+  switch (state) {
+    case 'Q': case 'W': case 'T':
+      return { status: 'queued', raw: state };
+    case 'H':
+      return { status: 'held', raw: state };
+    // E is exiting (cleanup after the run, outcome not final yet); B an array with subjobs begun;
+    // S/U suspended, still holding their nodes.
+    case 'R': case 'E': case 'B': case 'S': case 'U':
+      return { status: 'running', raw: state };
+    case 'F': case 'X': case 'C':
+      return finishedState(job, state);
+    default:
+      // M: moved to another server, which we do not follow.
+      return { status: 'other', raw: state };
+  }
+}
+
+function statesOf(stdout: string, ids: string[]): Map<string, RemoteState> {
+  const byKey = new Map<string, string[]>();
+  for (const id of ids) byKey.set(pbsKey(id), [...(byKey.get(pbsKey(id)) ?? []), id]);
+  const out = new Map<string, RemoteState>();
+  for (const job of parseQstatFull(stdout)) {
+    for (const id of byKey.get(pbsKey(job.id)) ?? []) out.set(id, pbsState(job));
+  }
+  return out;
+}
+
+const idList = (ids: string[]): string => ids.map(shQuote).join(' ');
+
+// `-x` only where it means history (PBS Pro); empty on Torque, where it would mean XML.
+const HISTORY_FLAG = 'x=; case "$(qstat --version 2>&1)" in *pbs_version*) x=-x;; esac; ';
+
+/**
+ * `qstat -f -t` of the given ids that does not fail for ids the server no longer knows: qstat prints
+ * the known ones, complains about each unknown one on stderr and exits non-zero. Those complaints
+ * are dropped; any other stderr line (server down, permission) is passed on and fails the command.
+ */
+function qstatCommand(ids: string[], flavor: Flavor): string {
+  const parents = unique(ids.map(arrayParent));
+  // Torque hides completed jobs from every qstat when this is set; we want them.
+  const prefix = flavor === 'pro' ? `unset PBS_QSTAT_NO_COMPLETE; ${HISTORY_FLAG}` : 'unset PBS_QSTAT_NO_COMPLETE; x=; ';
+  return `${prefix}{ qstat -f -t $x ${idList(parents)} 2>&1 1>&3 3>&- | ` +
+    `{ ! grep -v -e 'Unknown Job Id' -e 'Job has finished' >&2; }; } 3>&1`;
+}
+
+function makePbs(flavor: Flavor): Scheduler {
+  const tag = flavor === 'pro' ? 'pbs' : 'torque';
+  return {
+    name: tag,
+    directivePrefix: '#PBS',
+    // Both, so that a Torque site configured as "pbs" still finds its index.
+    arrayIndexExpr: '${PBS_ARRAY_INDEX:-$PBS_ARRAYID}',
+
+    directives(ctx: ScriptContext): string[] {
+      // PBS wants a job name that starts with a letter (ExPyRe prefixes N_ for the same reason).
+      const name = /^[A-Za-z]/.test(ctx.schedName) ? jobNameWord(ctx.schedName) : `N_${jobNameWord(ctx.schedName)}`;
+      const out = directiveWord(ctx.stdoutFile, 'stdout file');
+      const err = directiveWord(ctx.stderrFile, 'stderr file');
+      if (ctx.arraySize === 0) return [`#PBS -N ${name}`, `#PBS -o ${out}`, `#PBS -e ${err}`];
+      if (flavor === 'torque') {
+        // Torque appends `-<index>` to each subjob's -o/-e file itself.
+        return [`#PBS -N ${name}`, `#PBS -o ${out}`, `#PBS -e ${err}`, `#PBS -t 0-${ctx.arraySize - 1}`];
+      }
+      if (ctx.arraySize < 2) {
+        throw new XprError('PBS Professional cannot run a job array of 1 subjob', {
+          hint: 'Submit a single chunk as a plain job (arraySize 0).',
+        });
+      }
+      return [
+        `#PBS -N ${name}`,
+        `#PBS -o ${out}.^array_index^`,
+        `#PBS -e ${err}.^array_index^`,
+        `#PBS -J 0-${ctx.arraySize - 1}`,
+      ];
+    },
+
+    formatTime: (s) => formatTime(s, 'hms'),
+
+    submitCommand: (scriptFile) => `qsub ${shQuote(scriptFile)}`,
+
+    parseSubmit(stdout) {
+      const m = lastLineMatch(stdout, /^(\d+(?:\[\])?(?:\.\S+)?)$/);
+      if (!m?.[1]) throw noJobIdError('qsub', stdout);
+      return m[1];
+    },
+
+    arrayElementId(parentId, index) {
+      const m = /^(\d+)(?:\[\d*\])?(.*)$/.exec(parentId.trim());
+      if (!m) throw new RangeError(`Not a PBS job id: ${JSON.stringify(parentId)}`);
+      return `${m[1]}[${index}]${m[2] ?? ''}`;
+    },
+    arrayTaskFile: flavor === 'torque' ? (file, index) => `${file}-${index}` : (file, index) => `${file}.${index}`,
+
+    statusCommand(ids) {
+      requireIds(ids, `${tag}.statusCommand`);
+      return qstatCommand(ids, flavor);
+    },
+    parseStatus: statesOf,
+
+    // qselect filters by name on the server and prints ids only; `-x` adds finished jobs on PBS Pro.
+    findByNameCommand(schedName) {
+      const name = /^[A-Za-z]/.test(schedName) ? schedName : `N_${schedName}`;
+      const x = flavor === 'pro' ? HISTORY_FLAG : 'x=; ';
+      return `${x}qselect $x -u "$(id -un)" -N ${shQuote(name)}`;
+    },
+    parseFindByName(stdout) {
+      const m = lastLineMatch(stdout, /^(\d+(?:\[\d*\])?(?:\.\S+)?)$/);
+      return m?.[1] ? arrayParent(m[1]) : undefined;
+    },
+
+    // The status query already reads PBS Pro's history (`qstat -x`); Torque keeps finished jobs only
+    // for keep_completed seconds, in the same qstat. So there is no separate record to read.
+    recordCommand: () => undefined,
+    parseRecord: statesOf,
+
+    cancelCommand(ids) {
+      requireIds(ids, `${tag}.cancelCommand`);
+      return `qdel ${idList(ids)}`;
+    },
+    // PBS Pro refuses to hold a single subjob; both families hold a whole array by its parent id.
+    holdCommand(ids) {
+      requireIds(ids, `${tag}.holdCommand`);
+      return `qhold ${idList(unique(ids.map(arrayParent)))}`;
+    },
+    releaseCommand(ids) {
+      requireIds(ids, `${tag}.releaseCommand`);
+      return `qrls ${idList(unique(ids.map(arrayParent)))}`;
+    },
+  };
+}
+
+/** PBS Professional / OpenPBS; status and name look-up also work on Torque, arrays do not. */
+export const pbs: Scheduler = makePbs('pro');
+
+/** Torque (PBS_ARRAYID, `qsub -t`); not registered by default, see the registry. */
+export const torque: Scheduler = makePbs('torque');

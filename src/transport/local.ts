@@ -1,0 +1,73 @@
+// The local transport: commands are child processes on this machine, "remote" dirs are local dirs.
+// When a job's stage dir is its run dir (the built-in local system) moving files is a no-op.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ExecOptions, ExecResult, Transport } from './types.js';
+
+export class LocalTransport implements Transport {
+  readonly host = 'localhost';
+
+  exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('/bin/bash', ['-c', command], {
+        cwd: path.resolve(os.homedir(), options.cwd ?? '.'),
+        stdio: ['pipe', 'pipe', 'pipe'],
+        ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        code,
+      }));
+      child.stdin.on('error', () => { /* the command may not read its stdin */ });
+      child.stdin.end(options.input ?? '');
+    });
+  }
+
+  async upload(localDir: string, names: readonly string[], remoteDir: string): Promise<void> {
+    copyNames(localDir, names, this.resolve(remoteDir));
+  }
+
+  async download(remoteDir: string, names: readonly string[], localDir: string): Promise<void> {
+    const from = this.resolve(remoteDir);
+    copyNames(from, expandGlobs(from, names), localDir);
+  }
+
+  async close(): Promise<void> { /* nothing held */ }
+
+  private resolve(dir: string): string {
+    return path.resolve(os.homedir(), dir);
+  }
+}
+
+function copyNames(fromDir: string, names: readonly string[], toDir: string): void {
+  if (path.resolve(fromDir) === path.resolve(toDir)) return;
+  fs.mkdirSync(toDir, { recursive: true });
+  for (const name of names) {
+    const src = path.join(fromDir, name);
+    if (!fs.existsSync(src)) continue;
+    fs.mkdirSync(path.dirname(path.join(toDir, name)), { recursive: true });
+    fs.cpSync(src, path.join(toDir, name), { recursive: true, force: true });
+  }
+}
+
+/** Expand `*` and `?` in the last path component of each name, as a remote shell would. */
+function expandGlobs(dir: string, names: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const name of names) {
+    if (!/[*?[]/.test(name)) { out.push(name); continue; }
+    const sub = path.dirname(name);
+    const re = new RegExp(`^${path.basename(name).replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+    let entries: string[] = [];
+    try { entries = fs.readdirSync(path.join(dir, sub)); } catch { /* no such dir: nothing matches */ }
+    out.push(...entries.filter((e) => re.test(e)).map((e) => path.join(sub, e)));
+  }
+  return out;
+}

@@ -1,0 +1,31 @@
+// How xpr reaches a system: run a command there, move files there and back. `local` does it with
+// child processes and file copies; `ssh` (one connection per host) with exec channels and tar streams.
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  /** Exit code; null if the command was killed by a signal. */
+  code: number | null;
+}
+
+export interface ExecOptions {
+  /** Directory to run in; relative paths are relative to the home dir, as over SSH. */
+  cwd?: string;
+  /** Bytes for the command's stdin. */
+  input?: string | Buffer;
+  /** Kill the command after this long. */
+  timeoutMs?: number;
+}
+
+export interface Transport {
+  /** Host name as the user wrote it; 'localhost' for the local transport. */
+  readonly host: string;
+  /** Run a shell command (bash) on the system. Never throws for a non-zero exit: check `code`. */
+  exec(command: string, options?: ExecOptions): Promise<ExecResult>;
+  /** Copy `names` (files or dirs, relative to `localDir`) into `remoteDir`, creating it. */
+  upload(localDir: string, names: readonly string[], remoteDir: string): Promise<void>;
+  /** Copy `names` (relative to `remoteDir`; shell globs allowed; missing ones skipped) into `localDir`. */
+  download(remoteDir: string, names: readonly string[], localDir: string): Promise<void>;
+  /** Release connections; the transport may not be used afterwards. */
+  close(): Promise<void>;
+}
