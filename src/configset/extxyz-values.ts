@@ -211,7 +211,7 @@ function newStyleRow(s: Scanner): Token[] {
   }
 }
 
-function value(s: Scanner): InfoValue {
+function valueAt(s: Scanner): InfoValue {
   const c = s.peek();
   if (c === '"') return fromQuoted(s.quoted());
   if (c === '{') {
@@ -227,29 +227,38 @@ function value(s: Scanner): InfoValue {
   return classifyToken(text).value;
 }
 
+/** One key=value pair of a comment line; `explicit` is false for a bare key (read as true). */
+export interface KeyValue {
+  key: string;
+  value: InfoValue;
+  explicit: boolean;
+}
+
 /**
  * Parses a comment line into key/value pairs in line order. A key without `=value` is `true`
  * (as ASE reads it). Throws KeyValueSyntaxError on malformed text.
  */
-export function parseKeyValues(line: string): Array<[string, InfoValue]> {
+export function parseKeyValues(line: string): KeyValue[] {
   const s = new Scanner(line);
-  const pairs: Array<[string, InfoValue]> = [];
+  const pairs: KeyValue[] = [];
   for (;;) {
     s.skipSpace();
     if (s.done) return pairs;
     const keyAt = s.pos;
     const key = s.peek() === '"' ? s.quoted() : s.word('=');
     if (key === '') s.fail('expected a key', keyAt);
+    if (line[keyAt] !== '"' && !BARE_SAFE_RE.test(key)) s.fail(`'${key}' is not a valid bare key (quote it)`, keyAt);
     s.skipSpace();
-    let v: InfoValue = true;
-    if (s.peek() === '=') {
+    let value: InfoValue = true;
+    const explicit = s.peek() === '=';
+    if (explicit) {
       s.pos++;
       s.skipSpace();
       if (s.done) s.fail(`key '${key}' has '=' but no value`);
-      v = value(s);
+      value = valueAt(s);
       if (!s.done && !/\s/.test(s.peek())) s.fail(`unexpected '${s.peek()}' after the value of '${key}'`);
     }
-    pairs.push([key, v]);
+    pairs.push({ key, value, explicit });
   }
 }
 
@@ -314,6 +323,9 @@ function describe(v: unknown): string {
  * cannot hold (objects, null, 3-D arrays, ragged or mixed arrays).
  */
 export function formatInfoValue(v: unknown): { text: string } | { error: string } {
+  // Readers split lines at a lone CR too, and the spec has no escape for it.
+  const hasCR = (x: unknown): boolean => (typeof x === 'string' ? x.includes('\r') : Array.isArray(x) && x.some(hasCR));
+  if (hasCR(v)) return { error: 'holds a carriage return (\\r), which extxyz cannot escape' };
   const k = scalarKind(v);
   if (k !== undefined) return { text: formatScalar(v as ExtxyzScalar) };
   if (!Array.isArray(v)) return { error: `is ${describe(v)}` };

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { XprError } from '../errors.js';
 import {
   formatInfoValue, formatKey, formatNumber, KeyValueSyntaxError, parseBoolToken, parseFloatToken,
-  parseKeyValues, type ExtxyzScalar, type InfoValue,
+  parseKeyValues, type ExtxyzScalar, type InfoValue, type KeyValue,
 } from './extxyz-values.js';
 
 export type { ExtxyzScalar, InfoValue } from './extxyz-values.js';
@@ -21,7 +21,10 @@ export type ColumnType = 'S' | 'I' | 'R' | 'L';
 /** One atom's value in a column: a scalar for a 1-wide column, an array for a wider one. */
 export type AtomValue = ExtxyzScalar | ExtxyzScalar[];
 
-/** One extended XYZ frame. Key order of `info` and `arrays` is the order of the file. */
+/**
+ * One extended XYZ frame. Key order of `info` and `arrays` is the order of the file (except that
+ * JavaScript puts integer-like keys such as "3" first in any object).
+ */
 export interface Frame {
   natoms: number;
   /** Cell vectors as rows (`Lattice=`), if the frame has one. */
@@ -103,7 +106,8 @@ interface Header {
 }
 
 function parseHeader(line: string, at: string): Header {
-  let pairs: Array<[string, InfoValue]>;
+  if (line.trim() === '') return { info: {}, columns: parseProperties(DEFAULT_PROPERTIES, at) };
+  let pairs: KeyValue[] | undefined;
   try {
     pairs = parseKeyValues(line);
   } catch (e) {
@@ -112,15 +116,21 @@ function parseHeader(line: string, at: string): Header {
     if (/(^|\s)Properties\s*=/.test(line)) {
       throw new XprError(`${at}: ${e.message} (column ${e.column + 1})`, { hint: 'Check quotes and brackets on the comment line.' });
     }
+  }
+  // Without Properties the spec reads the line as plain XYZ's free comment; we keep key=value data
+  // typed when the line is clearly that (a word list such as "made by hand" stays a comment).
+  const isData = pairs !== undefined &&
+    (pairs.some((p) => p.key === 'Properties') || pairs.every((p) => p.explicit));
+  if (pairs === undefined || !isData) {
     return { info: { comment: line }, columns: parseProperties(DEFAULT_PROPERTIES, at) };
   }
   const header: Header = { info: {}, columns: [] };
   let props: unknown = DEFAULT_PROPERTIES;
-  for (const [key, v] of pairs) {
-    if (key === 'Properties') props = v;
-    else if (key === 'Lattice') header.lattice = parseLattice(v, at);
-    else if (key === 'pbc') header.pbc = parsePbc(v, at);
-    else header.info[key] = v;
+  for (const { key, value } of pairs) {
+    if (key === 'Properties') props = value;
+    else if (key === 'Lattice') header.lattice = parseLattice(value, at);
+    else if (key === 'pbc') header.pbc = parsePbc(value, at);
+    else header.info[key] = value;
   }
   header.columns = parseProperties(props, at);
   return header;
@@ -345,7 +355,7 @@ export function formatFrame(frame: Frame): string {
   for (const [key, v] of Object.entries(frame.info)) {
     if (v === undefined) continue;
     if (SPECIAL_KEYS.has(key)) throw frameError(`info key '${key}' clashes with the frame's own ${key}; use frame.${key === 'Lattice' ? 'lattice' : key === 'pbc' ? 'pbc' : 'arrays'}`);
-    if (key === '' || key.includes('\n')) throw frameError(`info key ${JSON.stringify(key)} is not allowed`);
+    if (key === '' || /[\r\n]/.test(key)) throw frameError(`info key ${JSON.stringify(key)} is not allowed`);
     const out = formatInfoValue(v);
     if ('error' in out) throw frameError(`info key '${key}' ${out.error}`);
     fields.push(`${formatKey(key)}=${out.text}`);

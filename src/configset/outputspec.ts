@@ -54,9 +54,16 @@ interface Target {
   /** Last input location written, relative to this file. */
   cursor: Loc | undefined;
   /** Results that arrived before an earlier input's, by relative location. */
-  pending: Map<string, { loc: Loc; result: unknown }>;
+  pending: Map<string, Prepared>;
   maxDepth: number;
   compactor: LocCompactor;
+}
+
+/** A result checked and formatted (without a location marker) when stored. */
+interface Prepared {
+  loc: Loc;
+  result: unknown;
+  texts: string[];
 }
 
 type GroupNode = { kids: Map<number, GroupNode | ItemNode> };
@@ -197,7 +204,7 @@ export class OutputSpec<T = unknown> {
       rel = loc.slice(1);
       if (rel.length === 0) {
         throw new XprError(`OutputSpec writes one file per input file or group, but input ${key} is not in a group`, {
-          hint: 'Give a single output file name for flat inputs.',
+          hint: 'Give a single output file name for flat inputs; for one input file, call outputs.bind(inputs) first.',
         });
       }
     }
@@ -207,15 +214,23 @@ export class OutputSpec<T = unknown> {
         hint: 'Give one output file per input file (or per top-level group).',
       });
     }
+    // Format now: a result that cannot be written fails here, naming its input, before any state
+    // changes; the text is reused when the item needs no location marker.
+    const texts = asItems(result).map((item) => entryText(item, target.format, undefined, `result for ${key}`));
+    const prepared: Prepared = { loc: rel, result, texts };
     this.seen.add(key);
     target.maxDepth = Math.max(target.maxDepth, rel.length);
-    if (isImmediateSuccessor(target.cursor, rel)) {
-      this.writeResult(target, rel, result, loc);
+    if (!isImmediateSuccessor(target.cursor, rel)) {
+      target.pending.set(formatLoc(rel), prepared);
+      return;
+    }
+    try {
+      this.writeResult(target, prepared, loc);
       this.drain(target, loc.slice(0, loc.length - rel.length));
-    } else {
-      // Fail now, not at close, if this result cannot be written at all.
-      for (const item of asItems(result)) entryText(item, target.format, undefined, `result for ${key}`);
-      target.pending.set(formatLoc(rel), { loc: rel, result });
+    } catch (e) {
+      // A half-written result cannot be taken back: drop this output rather than leave it wrong.
+      this.abort();
+      throw e;
     }
   }
 
@@ -378,14 +393,15 @@ export class OutputSpec<T = unknown> {
     parent.kids.set(index, node);
   }
 
-  private writeResult(target: Target, rel: Loc, result: unknown, fullLoc: Loc): void {
+  private writeResult(target: Target, prepared: Prepared, fullLoc: Loc): void {
+    const { loc: rel, result, texts } = prepared;
     target.cursor = rel;
     if (result === null || result === undefined) return;
-    if (Array.isArray(result)) result.forEach((item, k) => this.writeItem(target, [...rel, k], item, fullLoc));
-    else this.writeItem(target, rel, result, fullLoc);
+    if (Array.isArray(result)) result.forEach((item, k) => this.writeItem(target, [...rel, k], item, texts[k], fullLoc));
+    else this.writeItem(target, rel, result, texts[0], fullLoc);
   }
 
-  private writeItem(target: Target, key: Loc, item: unknown, fullLoc: Loc): void {
+  private writeItem(target: Target, key: Loc, item: unknown, plain: string | undefined, fullLoc: Loc): void {
     let pos: number[];
     try {
       pos = target.compactor.next(key);
@@ -394,7 +410,9 @@ export class OutputSpec<T = unknown> {
     }
     // Only nested positions need a marker; a flat file stays plain (and readable by anything).
     const marker = pos.length > 1 ? locToMarker(pos) : undefined;
-    const text = entryText(item, target.format, marker, `result for ${formatLoc(fullLoc)}`);
+    const text = marker === undefined && plain !== undefined
+      ? plain
+      : entryText(item, target.format, marker, `result for ${formatLoc(fullLoc)}`);
     if (target.fd === undefined) target.fd = this.openTmp(target);
     writeSync(target.fd, text);
   }
@@ -410,11 +428,11 @@ export class OutputSpec<T = unknown> {
       const next = this.nextPending(target);
       if (next === undefined) return;
       target.pending.delete(formatLoc(next.loc));
-      this.writeResult(target, next.loc, next.result, [...prefix, ...next.loc]);
+      this.writeResult(target, next, [...prefix, ...next.loc]);
     }
   }
 
-  private nextPending(target: Target): { loc: Loc; result: unknown } | undefined {
+  private nextPending(target: Target): Prepared | undefined {
     const cursor = target.cursor;
     if (target.pending.size === 0 || cursor === undefined) return undefined;
     const candidate = cursor.slice();
@@ -432,7 +450,7 @@ export class OutputSpec<T = unknown> {
     target.pending.clear();
     const index = this.targets?.indexOf(target) ?? 0;
     const prefix = this.routing === 'byTop' ? [index] : [];
-    for (const { loc, result } of rest) this.writeResult(target, loc, result, [...prefix, ...loc]);
+    for (const prepared of rest) this.writeResult(target, prepared, [...prefix, ...prepared.loc]);
     // An input with no results still gets its (empty) file, so output files line up with inputs.
     if (target.fd === undefined) target.fd = this.openTmp(target);
     fsyncSync(target.fd);

@@ -112,6 +112,21 @@ export async function locateFunction(
   fn: AnyFunction, options: { module?: string | URL; exportName?: string; callerFile?: string } = {},
   // The defining file is found through V8; `callerFile` is the fallback when V8 cannot say.
 ): Promise<FunctionRef> {
+  const key = `${String(options.module ?? '')}\0${options.exportName ?? ''}\0${options.callerFile ?? ''}`;
+  const cached = locateCache.get(fn)?.get(key);
+  if (cached) return cached;
+  const ref = await locateUncached(fn, options);
+  if (!locateCache.has(fn)) locateCache.set(fn, new Map());
+  locateCache.get(fn)!.set(key, ref);
+  return ref;
+}
+
+/** Where each function was found; a job loop asks for the same function thousands of times. */
+const locateCache = new WeakMap<AnyFunction, Map<string, FunctionRef>>();
+
+async function locateUncached(
+  fn: AnyFunction, options: { module?: string | URL; exportName?: string; callerFile?: string },
+): Promise<FunctionRef> {
   const label = fn.name ? `"${fn.name}"` : 'an anonymous function';
   const modulePath = options.module !== undefined ? toPath(options.module) : definingFile(fn) ?? options.callerFile;
   if (!modulePath) throw new XprError(`Cannot tell which module exports ${label}`, { hint: SHIP_HINT });

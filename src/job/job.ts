@@ -8,7 +8,7 @@ import { Resources, type ResourcesSpec } from '../resources/resources.js';
 import {
   CALL_FILE, CODE_DIR, FN_STDERR, FN_STDOUT, JOB_STDERR, RESULT_FILE, type CallResult, type CallSpec,
 } from '../runner/protocol.js';
-import type { JobRecord } from '../store/jobstore.js';
+import type { JobRecord, NewJob } from '../store/jobstore.js';
 import { FINAL, REATTACHABLE, type JobStatus } from '../store/status.js';
 import { decode, encode } from '../util/codec.js';
 import { bundleModule, callerFile, locateFunction, runnerBundle, type AnyFunction } from './code.js';
@@ -104,50 +104,44 @@ export class Job {
    * (created, submitted, started, succeeded or died). After failed/processed/cleaned a new job is made.
    */
   static async create(options: JobOptions): Promise<Job> {
-    validateJobName(options.name);
-    const project = options.project ?? currentProject();
-    const caller = callerFile();
-    const ref = await locateFunction(options.fn, {
-      ...(options.module !== undefined ? { module: options.module } : {}),
-      ...(options.exportName !== undefined ? { exportName: options.exportName } : {}),
-      ...(caller !== undefined ? { callerFile: caller } : {}),
-    });
-    const code = await bundleModule(ref.modulePath);
-    const inputFiles = (options.inputFiles ?? []).map((f) => path.resolve(f));
-    for (const f of inputFiles) {
-      if (!fs.existsSync(f)) throw new XprError(`Input file ${f} does not exist`, { hint: 'Check input_files / inputFiles.' });
-    }
-    const args = options.args ?? [];
-    const { hash, parts } = callHash({
-      codeHash: code.hash, exportName: ref.exportName, args, kwargs: options.kwargs,
-      hashIgnore: options.hashIgnore ?? [], inputFiles,
-    });
-    const store = project.store;
-    const found = store.findByHash(hash, REATTACHABLE);
-    if (found) return new Job(project, found, true, options);
+    return (await Job.createMany([options], callerFile()))[0]!;
+  }
 
-    const id = newJobId(options.name, hash);
-    const stageDir = path.join(project.stageRoot, `run_${id}`);
-    const codeFile = `op-${code.hash}.mjs`;
-    const call: CallSpec = {
-      version: 1,
-      code: { file: `../${CODE_DIR}/${codeFile}` },
-      export: ref.exportName,
-      args: args.map((a, i) => encode(a, `args[${i}]`)),
-      ...(options.kwargs !== undefined ? { kwargs: encode(options.kwargs, 'kwargs') } : {}),
-    };
-    fs.mkdirSync(stageDir, { recursive: true });
-    writeCodeFile(project.stageRoot, codeFile, code.code);
-    for (const f of inputFiles) fs.cpSync(f, path.join(stageDir, path.basename(f)), { recursive: true });
-    fs.writeFileSync(path.join(stageDir, CALL_FILE), JSON.stringify(call));
-    const record = store.insert({
-      id, name: options.name, hash, hashParts: parts, stageDir,
-      info: {
-        codeFile, module: ref.modulePath, export: ref.exportName,
-        ...(options.outputFiles?.length ? { outputFiles: [...options.outputFiles] } : {}),
-      },
+  /**
+   * `create` for many calls at once: hashes them all, looks the hashes up in one query, stages the
+   * new ones and records them in one transaction. Identical calls in the batch share one job.
+   */
+  static async createMany(calls: readonly JobOptions[], caller: string | undefined = callerFile()): Promise<Job[]> {
+    if (calls.length === 0) return [];
+    const project = calls[0]!.project ?? currentProject();
+    const prepared = [];
+    for (const options of calls) prepared.push(await prepareCall(options, caller));
+    const found = project.store.findByHashes(prepared.map((p) => p.hash), REATTACHABLE);
+    const fresh = new Map<string, NewJob>();
+    for (const p of prepared) {
+      if (found.has(p.hash) || fresh.has(p.hash)) continue;
+      const id = newJobId(p.options.name, p.hash);
+      const stageDir = path.join(project.stageRoot, `run_${id}`);
+      writeCodeFile(project.stageRoot, p.codeFile, p.code);
+      fs.mkdirSync(stageDir, { recursive: true });
+      for (const f of p.inputFiles) fs.cpSync(f, path.join(stageDir, path.basename(f)), { recursive: true });
+      fs.writeFileSync(path.join(stageDir, CALL_FILE), JSON.stringify(p.call));
+      fresh.set(p.hash, {
+        id, name: p.options.name, hash: p.hash, hashParts: p.parts, stageDir,
+        info: {
+          codeFile: p.codeFile, module: p.ref.modulePath, export: p.ref.exportName,
+          ...(p.options.outputFiles?.length ? { outputFiles: [...p.options.outputFiles] } : {}),
+        },
+      });
+    }
+    project.store.insertMany([...fresh.values()]);
+    const created = new Set<string>();
+    return prepared.map((p) => {
+      const record = found.get(p.hash) ?? project.store.get(fresh.get(p.hash)!.id)!;
+      const isNew = fresh.has(p.hash) && !created.has(p.hash);
+      created.add(p.hash);
+      return new Job(project, record, !isNew, p.options);
     });
-    return new Job(project, record, false, options);
   }
 
   /** Submit the job (a no-op for a job already submitted or done, e.g. after re-attaching). */
@@ -186,6 +180,34 @@ export class Job {
       info: { resources: resources.toSpec(), node },
     });
     for (const j of jobs) j.reload();
+  }
+
+  /**
+   * Wait for many jobs at once: each round is one status query per system, however many jobs.
+   * Calls `onProgress` with the count of jobs in each status after every round. Returns when none
+   * is still submitted or started; throws JobTimeoutError after `timeout` seconds.
+   */
+  static async waitAll(jobs: readonly Job[], options: ResultsOptions & {
+    onProgress?: (counts: Partial<Record<JobStatus, number>>) => void;
+  } = {}): Promise<void> {
+    if (jobs.length === 0) return;
+    const project = jobs[0]!.project;
+    const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout * 1000;
+    const inPlace = jobs.every((j) => !j.record.system || project.system(j.record.system).inPlace);
+    const maxPause = (options.checkInterval ?? (inPlace ? 2 : 30)) * 1000;
+    let pause = Math.min(100, maxPause);
+    for (;;) {
+      const records = await refreshJobs(project, jobs.map((j) => j.reload()));
+      records.forEach((r, i) => { jobs[i]!.record = r; });
+      const counts: Partial<Record<JobStatus, number>> = {};
+      for (const r of records) counts[r.status] = (counts[r.status] ?? 0) + 1;
+      options.onProgress?.(counts);
+      const waiting = records.filter((r) => r.status === 'submitted' || r.status === 'started');
+      if (waiting.length === 0) return;
+      if (Date.now() >= deadline) throw new JobTimeoutError(waiting[0]!.id, options.timeout ?? 0, waiting[0]!.status);
+      await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
+      pause = Math.min(maxPause, pause * 1.5);
+    }
   }
 
   /** Check the job's state once (one scheduler query) and return its status. */
@@ -280,6 +302,35 @@ export class Job {
     this.project.store.update(r.id, { status: 'cleaned', info: { ...r.info, wiped: options.wipe ?? false } });
     this.reload();
   }
+}
+
+/** Everything about a call that does not need the database: code, hash, the staged call file. */
+async function prepareCall(options: JobOptions, caller: string | undefined) {
+  validateJobName(options.name);
+  const ref = await locateFunction(options.fn, {
+    ...(options.module !== undefined ? { module: options.module } : {}),
+    ...(options.exportName !== undefined ? { exportName: options.exportName } : {}),
+    ...(caller !== undefined ? { callerFile: caller } : {}),
+  });
+  const bundle = await bundleModule(ref.modulePath);
+  const inputFiles = (options.inputFiles ?? []).map((f) => path.resolve(f));
+  for (const f of inputFiles) {
+    if (!fs.existsSync(f)) throw new XprError(`Input file ${f} does not exist`, { hint: 'Check input_files / inputFiles.' });
+  }
+  const args = options.args ?? [];
+  const { hash, parts } = callHash({
+    codeHash: bundle.hash, exportName: ref.exportName, args, kwargs: options.kwargs,
+    hashIgnore: options.hashIgnore ?? [], inputFiles,
+  });
+  const codeFile = `op-${bundle.hash}.mjs`;
+  const call: CallSpec = {
+    version: 1,
+    code: { file: `../${CODE_DIR}/${codeFile}` },
+    export: ref.exportName,
+    args: args.map((a, i) => encode(a, `args[${i}]`)),
+    ...(options.kwargs !== undefined ? { kwargs: encode(options.kwargs, 'kwargs') } : {}),
+  };
+  return { options, ref, code: bundle.code, codeFile, inputFiles, hash, parts, call };
 }
 
 /** Code files are named by hash: written once, never changed, shared by every job that uses them. */

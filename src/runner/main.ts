@@ -4,9 +4,11 @@
 // shipped with every job, and the remote needs nothing but `node`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { runAutoparaCall } from '../autopara/chunk.js';
+import { runPoolWorker } from '../autopara/worker.js';
 import { decode, encode, serializeError } from '../util/codec.js';
-import { CALL_FILE, RESULT_FILE, type CallResult, type CallSpec } from './protocol.js';
+import { CALL_FILE, POOL_WORKER_ENV, RESULT_FILE, type CallResult, type CallSpec } from './protocol.js';
 
 function writeResult(result: CallResult): void {
   const tmp = `${RESULT_FILE}.tmp`;
@@ -32,15 +34,25 @@ async function run(): Promise<void> {
   if (typeof fn !== 'function') {
     throw new TypeError(`${modulePath} has no exported function "${spec.export}" (found: ${Object.keys(mod).join(', ') || 'nothing'})`);
   }
-  const args = (spec.args.map(decode));
-  if (spec.kwargs !== undefined) args.push(decode(spec.kwargs));
-  const value: unknown = await (fn as (...a: unknown[]) => unknown)(...args);
+  let value: unknown;
+  if (spec.invoke === 'autopara') {
+    // An autoparallelize chunk: the pool's workers are this same file, started in worker mode.
+    value = await runAutoparaCall(spec, modulePath, fileURLToPath(import.meta.url));
+  } else {
+    const args = (spec.args.map(decode));
+    if (spec.kwargs !== undefined) args.push(decode(spec.kwargs));
+    value = await (fn as (...a: unknown[]) => unknown)(...args);
+  }
   const encoded = encode(value, 'the function\'s result');
   if (finished) return;
   finished = true;
   writeResult({ ok: true, value: encoded });
 }
 
-process.on('uncaughtException', fail);
-process.on('unhandledRejection', fail);
-run().catch(fail);
+if (process.env[POOL_WORKER_ENV] === '1') {
+  runPoolWorker();
+} else {
+  process.on('uncaughtException', fail);
+  process.on('unhandledRejection', fail);
+  run().catch(fail);
+}

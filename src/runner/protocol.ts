@@ -27,7 +27,30 @@ export interface CallSpec {
   args: unknown[];
   /** Encoded options object passed as the last argument, when given. */
   kwargs?: unknown;
+  /**
+   * How to call the export: 'direct' (default) calls it with args and kwargs; 'autopara' takes the
+   * op an autoparallelize wrapper carries (`export.op`), runs the items in `args[0]` through a local
+   * pool of worker processes and returns the op's results aligned with the items.
+   */
+  invoke?: 'direct' | 'autopara';
+  autopara?: AutoparaCallSpec;
 }
+
+/** How a remote autoparallelize chunk runs inside its job (not part of the restart hash). */
+export interface AutoparaCallSpec {
+  /** Items per call of the op (and per task sent to a worker). */
+  numInputsPerSubprocess: number;
+  /**
+   * Worker processes: a number; 'env' reads WFL_NUM_PYTHON_SUBPROCESSES (set by the job's env_vars);
+   * 'cores_per_node' uses EXPYRE_NUM_CORES_PER_NODE, which every job script exports.
+   */
+  poolSize: number | 'env' | 'cores_per_node';
+  /** An initializer exported by the same module, run once in each worker. */
+  initializer?: { export: string; args: unknown[] };
+}
+
+/** Set in the environment of a pool worker: the runner then serves pool tasks instead of a call. */
+export const POOL_WORKER_ENV = 'XPR_POOL_WORKER';
 
 export type CallResult =
   | { ok: true; value: unknown }

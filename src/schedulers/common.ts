@@ -27,6 +27,15 @@ export function jobNameWord(name: string): string {
   return name;
 }
 
+/**
+ * A job name for PBS and Grid Engine, which want a letter first: `N_` + the name otherwise (ExPyRe's
+ * prefix for the same reason). Name look-ups use the same function, so they find what was submitted.
+ */
+export function letterFirstName(schedName: string): string {
+  const name = jobNameWord(schedName);
+  return /^[A-Za-z]/.test(name) ? name : `N_${name}`;
+}
+
 /** Throws when a command that acts on jobs is asked to act on none (a caller bug, not user input). */
 export function requireIds(ids: readonly string[], what: string): void {
   if (ids.length === 0) throw new RangeError(`${what}: no job ids given`);

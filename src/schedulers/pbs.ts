@@ -17,7 +17,7 @@ import { XprError } from '../errors.js';
 import { formatTime, parseTime } from '../resources/units.js';
 import { shQuote } from '../util/shell.js';
 import type { FailureReason, RemoteState, Scheduler, ScriptContext } from './types.js';
-import { directiveWord, jobNameWord, lastLineMatch, noJobIdError, requireIds, unique } from './common.js';
+import { directiveWord, lastLineMatch, letterFirstName, noJobIdError, requireIds, unique } from './common.js';
 
 type Flavor = 'pro' | 'torque';
 
@@ -168,14 +168,16 @@ function makePbs(flavor: Flavor): Scheduler {
     arrayIndexExpr: '${PBS_ARRAY_INDEX:-$PBS_ARRAYID}',
 
     directives(ctx: ScriptContext): string[] {
-      // PBS wants a job name that starts with a letter (ExPyRe prefixes N_ for the same reason).
-      const name = /^[A-Za-z]/.test(ctx.schedName) ? jobNameWord(ctx.schedName) : `N_${jobNameWord(ctx.schedName)}`;
+      const name = letterFirstName(ctx.schedName);
       const out = directiveWord(ctx.stdoutFile, 'stdout file');
       const err = directiveWord(ctx.stderrFile, 'stderr file');
-      if (ctx.arraySize === 0) return [`#PBS -N ${name}`, `#PBS -o ${out}`, `#PBS -e ${err}`];
+      // -S: xpr's script body is bash; without -S, Torque (and PBS Pro when the site says so) runs
+      // the script with the user's login shell whatever its #! line says.
+      const shell = '#PBS -S /bin/bash';
+      if (ctx.arraySize === 0) return [`#PBS -N ${name}`, `#PBS -o ${out}`, `#PBS -e ${err}`, shell];
       if (flavor === 'torque') {
         // Torque appends `-<index>` to each subjob's -o/-e file itself.
-        return [`#PBS -N ${name}`, `#PBS -o ${out}`, `#PBS -e ${err}`, `#PBS -t 0-${ctx.arraySize - 1}`];
+        return [`#PBS -N ${name}`, `#PBS -o ${out}`, `#PBS -e ${err}`, shell, `#PBS -t 0-${ctx.arraySize - 1}`];
       }
       if (ctx.arraySize < 2) {
         throw new XprError('PBS Professional cannot run a job array of 1 subjob', {
@@ -186,6 +188,7 @@ function makePbs(flavor: Flavor): Scheduler {
         `#PBS -N ${name}`,
         `#PBS -o ${out}.^array_index^`,
         `#PBS -e ${err}.^array_index^`,
+        shell,
         `#PBS -J 0-${ctx.arraySize - 1}`,
       ];
     },
@@ -215,9 +218,8 @@ function makePbs(flavor: Flavor): Scheduler {
 
     // qselect filters by name on the server and prints ids only; `-x` adds finished jobs on PBS Pro.
     findByNameCommand(schedName) {
-      const name = /^[A-Za-z]/.test(schedName) ? schedName : `N_${schedName}`;
       const x = flavor === 'pro' ? HISTORY_FLAG : 'x=; ';
-      return `${x}qselect $x -u "$(id -un)" -N ${shQuote(name)}`;
+      return `${x}qselect $x -u "$(id -un)" -N ${shQuote(letterFirstName(schedName))}`;
     },
     parseFindByName(stdout) {
       const m = lastLineMatch(stdout, /^(\d+(?:\[\d*\])?(?:\.\S+)?)$/);

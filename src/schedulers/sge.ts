@@ -14,13 +14,8 @@ import { formatTime, parseTime } from '../resources/units.js';
 import { shQuote } from '../util/shell.js';
 import type { FailureReason, RemoteState, Scheduler, ScriptContext } from './types.js';
 import {
-  directiveWord, expandIndices, jobNameWord, lastLineMatch, noJobIdError, requireIds, unique,
+  directiveWord, expandIndices, lastLineMatch, letterFirstName, noJobIdError, requireIds, unique,
 } from './common.js';
-
-/** SGE wants job names that start with a letter (ExPyRe prefixes N_ for the same reason). */
-function sgeName(schedName: string): string {
-  return /^[A-Za-z]/.test(schedName) ? jobNameWord(schedName) : `N_${jobNameWord(schedName)}`;
-}
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
@@ -160,18 +155,18 @@ export const sge: Scheduler = {
   arrayIndexExpr: '$((SGE_TASK_ID-1))',
 
   directives(ctx: ScriptContext): string[] {
-    const name = sgeName(ctx.schedName);
+    const name = letterFirstName(ctx.schedName);
     const out = directiveWord(ctx.stdoutFile, 'stdout file');
     const err = directiveWord(ctx.stderrFile, 'stderr file');
     // -cwd: run in, and resolve the relative -o/-e paths against, the submit dir (else $HOME).
-    const lines = [`#$ -N ${name}`];
-    if (ctx.arraySize > 0) {
-      // $TASK_ID is expanded by GE itself in -o/-e paths (1-based, like SGE_TASK_ID).
-      lines.push(`#$ -o ${out}.$TASK_ID`, `#$ -e ${err}.$TASK_ID`, '#$ -cwd', `#$ -t 1-${ctx.arraySize}`);
-    } else {
-      lines.push(`#$ -o ${out}`, `#$ -e ${err}`, '#$ -cwd');
-    }
-    return lines;
+    // -S: xpr's script body is bash, and GE in its default posix_compliant mode ignores the #! line
+    // and runs the queue's shell (often csh). A user header line may still name another bash.
+    if (ctx.arraySize === 0) return [`#$ -N ${name}`, `#$ -o ${out}`, `#$ -e ${err}`, '#$ -cwd', '#$ -S /bin/bash'];
+    // $TASK_ID is expanded by GE itself in -o/-e paths (1-based, like SGE_TASK_ID).
+    return [
+      `#$ -N ${name}`, `#$ -o ${out}.$TASK_ID`, `#$ -e ${err}.$TASK_ID`, '#$ -cwd', '#$ -S /bin/bash',
+      `#$ -t 1-${ctx.arraySize}`,
+    ];
   },
 
   formatTime: (s) => formatTime(s, 'hms'),
@@ -202,10 +197,10 @@ export const sge: Scheduler = {
   // qstat for jobs still in the queue; qacct (by name) for jobs that already ended. qacct failing
   // (no accounting file yet, or no match) must not fail the look-up; qstat failing must.
   findByNameCommand: (schedName) =>
-    `${USER_JOBS} && { qacct -j ${shQuote(sgeName(schedName))} 2>/dev/null || true; }`,
+    `${USER_JOBS} && { qacct -j ${shQuote(letterFirstName(schedName))} 2>/dev/null || true; }`,
 
   parseFindByName(stdout, schedName) {
-    const name = sgeName(schedName);
+    const name = letterFirstName(schedName);
     for (const entry of parseQstatXml(stdout)) {
       if (entry.name === name && entry.ids[0]) return baseId(entry.ids[0]);
     }

@@ -80,18 +80,18 @@ export function slurmState(stateWord: string, reasonText = '', exitCode?: number
   }
 }
 
-/** Pick the states of the requested ids out of `id|state|reason` lines. */
-function parseBarLines(stdout: string, ids: string[], reasonFrom: 'reason' | 'exit'): Map<string, RemoteState> {
+/**
+ * Pick the states of the requested ids out of `id|state|third` lines: squeue's `%i|%T|%r` (third is
+ * the reason) or sacct's `JobID,State,ExitCode` (third is `code:signal`; later columns ignored).
+ */
+function parseBarLines(stdout: string, ids: string[], third: 'reason' | 'exit'): Map<string, RemoteState> {
   const wanted = new Set(ids);
   const out = new Map<string, RemoteState>();
   for (const line of stdout.split(/\r?\n/)) {
     const [rawId, state, ...rest] = line.trim().split('|');
     if (!rawId || state === undefined) continue;
-    const third = rest.join('|');
-    for (const id of expandSlurmId(rawId)) {
-      if (!wanted.has(id)) continue;
-      out.set(id, reasonFrom === 'reason' ? slurmState(state, third) : slurmState(state, '', exitCodeOf(third)));
-    }
+    const st = third === 'reason' ? slurmState(state, rest.join('|')) : slurmState(state, '', exitCodeOf(rest[0]));
+    for (const id of expandSlurmId(rawId)) if (wanted.has(id)) out.set(id, st);
   }
   return out;
 }

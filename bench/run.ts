@@ -1,0 +1,17 @@
+// `npm run bench`: xpr's figures beside bare baselines measured in the same run.
+import path from 'node:path';
+import { PACKAGE_ROOT } from '../src/util/paths.js';
+import { printFigures, type Figure } from './measure.js';
+import { benchStage } from './stage.js';
+import { benchStore } from './store.js';
+
+const figures: Figure[] = [];
+const section = async (what: string, run: () => Promise<Figure[]>) => {
+  process.stderr.write(`bench: ${what}...\n`);
+  figures.push(...(await run()));
+};
+
+await section('job store', benchStore);
+await section('hashing and staging', () => benchStage(path.join(PACKAGE_ROOT, 'bench', 'ops.js')));
+console.log('');
+printFigures(figures);

@@ -1,0 +1,161 @@
+// What the command functions share: where the project is (cwd, env, --dbfile), the job selection
+// filters of ExPyRe's CLI, opening a system with an "unreachable" error when its transport fails, and
+// asking before destroying things.
+import fs from 'node:fs';
+import { getSystem } from '../config/load.js';
+import { UnreachableError, XprError } from '../errors.js';
+import { Project } from '../job/project.js';
+import type { System } from '../job/system.js';
+import type { JobFilter, JobStore } from '../store/jobstore.js';
+import { expandStatuses, type JobStatus } from '../store/status.js';
+import { UsageError } from './exit.js';
+
+/** Where a command runs; every command function takes these. */
+export interface CommandContext {
+  /** Working dir the project is discovered from (default: process.cwd()). */
+  cwd?: string;
+  /** Environment (EXPYRE_ROOT, HOME, …); default: process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Job database to use instead of the project's (`--dbfile`). */
+  dbFile?: string;
+}
+
+/**
+ * ExPyRe's job filters. Strings are comma-separated lists (as typed after `-i`, `-n`, `-s`, `-S`);
+ * arrays are taken item by item (each item still split at commas). Id, name and system are regexps
+ * anchored at both ends (`a\+b` matches the name `a+b`; `a+b` matches `ab`, `aab`, …); status takes
+ * statuses and groups (`ongoing`, `can_produce_results`), `*` meaning every status.
+ */
+export interface SelectOptions {
+  id?: string | readonly string[];
+  name?: string | readonly string[];
+  status?: string | readonly string[];
+  system?: string | readonly string[];
+}
+
+export interface Selection {
+  filter: JobFilter;
+  /** At least one filter was given (`-s '*'` counts: it says "every status" on purpose). */
+  given: boolean;
+}
+
+export function splitList(v: string | readonly string[] | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  const items = (typeof v === 'string' ? [v] : v).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  return items;
+}
+
+/** Turn the filter options into a store filter; system regexps are matched against known system names. */
+export function selection(opts: SelectOptions, systemNames: () => readonly string[]): Selection {
+  const id = splitList(opts.id);
+  const name = splitList(opts.name);
+  const statusWords = splitList(opts.status);
+  const systemPatterns = splitList(opts.system);
+  const filter: JobFilter = {};
+  if (id?.length) filter.id = id.map(checkRegex);
+  if (name?.length) filter.name = name.map(checkRegex);
+  if (statusWords?.length && !statusWords.includes('*')) filter.status = expandStatuses(statusWords) as JobStatus[];
+  if (systemPatterns?.length) {
+    const res = systemPatterns.map((p) => new RegExp(`^(?:${checkRegex(p)})$`));
+    const names = new Set([...systemNames()].filter((n) => res.some((re) => re.test(n))));
+    // A name that matches nothing known still selects nothing rather than everything.
+    filter.system = names.size ? [...names] : ['\0no such system'];
+  }
+  const given = [opts.id, opts.name, opts.status, opts.system].some((v) => splitList(v)?.length);
+  return { filter, given };
+}
+
+function checkRegex(pattern: string): string {
+  try {
+    new RegExp(`^(?:${pattern})$`);
+  } catch (err) {
+    throw new XprError(`Invalid regular expression "${pattern}": ${(err as Error).message}`, {
+      hint: 'Filters are regular expressions matched against the whole value; escape special characters, e.g. -n \'a\\+b\' for the name a+b.',
+    });
+  }
+  return pattern;
+}
+
+/** Destructive commands act only on jobs the user picked out. */
+export function requireSelection(sel: Selection, command: string): void {
+  if (!sel.given) {
+    throw new UsageError(`xpr ${command} needs at least one of -i/--id, -n/--name, -s/--status, -S/--system`, {
+      hint: `To act on every job, say so: xpr ${command} -s '*'`,
+    });
+  }
+}
+
+/** System names a -S regexp can match: configured ones and those recorded on jobs. */
+export function knownSystems(project: Project, store: JobStore | undefined): string[] {
+  return [...new Set([...Object.keys(project.config.systems), ...(store?.systems() ?? [])])];
+}
+
+export function openProject(ctx: CommandContext): Project {
+  return Project.open({
+    ...(ctx.cwd !== undefined ? { cwd: ctx.cwd } : {}),
+    ...(ctx.env !== undefined ? { env: ctx.env } : {}),
+    ...(ctx.dbFile !== undefined ? { dbFile: ctx.dbFile } : {}),
+  });
+}
+
+/** Run `fn` with the project open, and close it (its connections and database) afterwards. */
+export async function withProject<T>(ctx: CommandContext, fn: (project: Project) => Promise<T> | T): Promise<T> {
+  const project = openProject(ctx);
+  try {
+    return await fn(project);
+  } finally {
+    await project.close();
+  }
+}
+
+/** Whether the job database exists; read-only commands do not create one. */
+export function hasDatabase(project: Project): boolean {
+  return fs.existsSync(project.paths.dbPath);
+}
+
+/**
+ * The named system, connected. An unknown name stays a user error; any failure to open its
+ * transport becomes an UnreachableError (exit code 3) that says which host.
+ */
+export function openSystem(project: Project, name: string): System {
+  const cfg = getSystem(project.config, name, project.paths);
+  try {
+    return project.system(name);
+  } catch (err) {
+    if (err instanceof UnreachableError) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    throw new UnreachableError(cfg.host ?? 'localhost', `Cannot reach system "${name}": ${message}`, {
+      hint: err instanceof XprError && err.hint ? err.hint : `Check the system's "host" in config.json, then run: xpr doctor ${name}`,
+      cause: err,
+    });
+  }
+}
+
+/** Asks the user a yes/no question; resolves false on anything but yes. */
+export type Confirm = (question: string) => Promise<boolean>;
+
+/** Ask before a destructive action unless `yes`; with no way to ask, refuse. */
+export async function confirmed(question: string, opts: { yes?: boolean; confirm?: Confirm }): Promise<boolean> {
+  if (opts.yes) return true;
+  if (!opts.confirm) {
+    throw new UsageError(`${question.split('\n')[0]} — this needs confirmation`, { hint: 'Pass -y/--yes to go ahead without asking.' });
+  }
+  return opts.confirm(question);
+}
+
+/** Group items by a key, keeping first-seen order. */
+export function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    const list = out.get(k);
+    if (list) list.push(it);
+    else out.set(k, [it]);
+  }
+  return out;
+}
+
+/** Escape a literal for use inside a regexp. */
+export function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

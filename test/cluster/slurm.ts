@@ -1,0 +1,62 @@
+// The real one-node SLURM for tests (DESIGN §5), started by scripts/test-cluster/start-slurm.sh.
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export const START_SLURM_SCRIPT = fileURLToPath(new URL('../../scripts/test-cluster/start-slurm.sh', import.meta.url));
+
+/** Client commands the tests (and xpr) use. */
+const CLIENT_COMMANDS = ['sbatch', 'squeue', 'scontrol', 'scancel', 'sinfo', 'sacct'];
+/** Daemons start-slurm.sh starts. */
+const DAEMONS = ['slurmctld', 'slurmd', 'munged'];
+
+function onPath(cmd: string): boolean {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd}`], { encoding: 'utf8' });
+  return r.status === 0;
+}
+
+/** Why the SLURM test cluster cannot be used right now, or undefined when `sinfo` shows a usable node. */
+export async function slurmAvailable(): Promise<string | undefined> {
+  const missing = CLIENT_COMMANDS.filter((c) => !onPath(c));
+  if (missing.length) return `SLURM commands missing: ${missing.join(', ')} (run scripts/test-cluster/install.sh)`;
+  try {
+    const { stdout } = await execFileP('sinfo', ['-h', '-N', '-o', '%T'], { timeout: 15_000 });
+    const states = stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+    if (!states.length) return 'sinfo lists no nodes';
+    const usable = states.some((s) => /^(idle|mixed|allocated|completing)\b/.test(s));
+    if (!usable) return `no usable SLURM node (sinfo node states: ${states.join(', ')})`;
+    return undefined;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    const detail = (err.stderr || err.message).trim().split('\n')[0];
+    return `sinfo failed: ${detail} (start it with scripts/test-cluster/start-slurm.sh)`;
+  }
+}
+
+/**
+ * Start the test cluster when its binaries are installed (start-slurm.sh is idempotent and quick
+ * when everything already runs), then report as slurmAvailable() does. Needs root to start it.
+ */
+export async function ensureSlurm(): Promise<string | undefined> {
+  const missingDaemons = DAEMONS.filter((c) => !onPath(c));
+  if (missingDaemons.length) {
+    return slurmAvailable();
+  }
+  const already = await slurmAvailable();
+  if (already === undefined) return undefined;
+  if (process.getuid?.() !== 0) {
+    return `${already}; not root, so not starting it (run: sudo ${START_SLURM_SCRIPT})`;
+  }
+  if (!existsSync(START_SLURM_SCRIPT)) return `${already}; ${START_SLURM_SCRIPT} not found`;
+  try {
+    await execFileP('bash', [START_SLURM_SCRIPT], { timeout: 180_000 });
+  } catch (e) {
+    const err = e as { stderr?: string; stdout?: string; message: string };
+    const out = `${err.stderr ?? ''}`.trim() || err.message;
+    return `start-slurm.sh failed: ${out.split('\n').slice(0, 6).join(' | ')}`;
+  }
+  return slurmAvailable();
+}
