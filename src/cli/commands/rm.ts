@@ -3,7 +3,8 @@
 // nothing is left behind unseen; jobs still submitted or started are refused, since forgetting
 // them would leave work running on a cluster that no xpr command can see any more.
 import fs from 'node:fs';
-import { shWord } from '../../util/shell.js';
+import type { Transport } from '../../transport/types.js';
+import { shQuote, shWord } from '../../util/shell.js';
 import { XprError } from '../../errors.js';
 import type { JobRecord } from '../../store/jobstore.js';
 import {
@@ -12,7 +13,6 @@ import {
 } from '../common.js';
 import { problemOf, type Problem } from '../exit.js';
 import { listSome, plural, type FormatOptions } from '../format.js';
-import { shortId } from './ls.js';
 
 export interface RmOptions extends CommandContext, SelectOptions {
   /** Cancel running jobs and delete the local and remote job dirs (`-c`). */
@@ -88,7 +88,7 @@ export async function rm(opts: RmOptions): Promise<RmResult> {
         const ids = group.filter((j) => ONGOING.has(j.status) && j.remoteId).map((j) => j.remoteId!);
         await system.cancel(ids);
         result.cancelled.push(...group.filter((j) => ONGOING.has(j.status) && j.remoteId).map((j) => j.id));
-        for (const j of group) if (j.status !== 'cleaned' || j.remoteDir) await system.removeRemote(j.id);
+        if (!system.inPlace) await removeDirs(system.transport, group.flatMap((j) => (j.remoteDir ? [j.remoteDir] : [])));
         removable.push(...group);
       } catch (err) {
         result.problems.push(problemOf(err, sysName));
@@ -99,6 +99,14 @@ export async function rm(opts: RmOptions): Promise<RmResult> {
     result.removed = removable.map((j) => j.id);
     return result;
   });
+}
+
+/** Remove dirs on a system, many per command (one connection, few round trips). */
+async function removeDirs(transport: Transport, dirs: readonly string[]): Promise<void> {
+  for (let i = 0; i < dirs.length; i += 200) {
+    const r = await transport.exec(`rm -rf -- ${dirs.slice(i, i + 200).map(shQuote).join(' ')}`);
+    if (r.code !== 0) throw new XprError(`Removing job dirs on ${transport.host} failed: ${r.stderr.trim()}`);
+  }
 }
 
 function keptDirs(j: JobRecord): KeptDir {
@@ -121,11 +129,10 @@ export function renderRm(r: RmResult, _fmt: FormatOptions): string {
     const local = r.kept.flatMap((k) => (k.local ? [k.local] : []));
     const remote = r.kept.flatMap((k) => (k.remote ? [`${k.system ?? '?'}:${k.remote}`] : []));
     lines.push(`Their job dirs were kept (use xpr rm -c to delete dirs along with jobs); no job refers to them any more:`);
-    if (local.length) lines.push(listSome(local, 20), `  delete with: rm -rf ${local.map(shWord).join(' ')}`);
+    if (local.length) lines.push(listSome(local, 20));
+    if (local.length && local.length <= 20) lines.push(`  delete with: rm -rf ${local.map(shWord).join(' ')}`);
     if (remote.length) lines.push('  on their systems:', listSome(remote, 20, '    '));
   }
   for (const p of r.problems) lines.push(`Kept the jobs on ${p.system ?? '?'}: ${p.message}`);
   return lines.join('\n');
 }
-
-export { shortId };

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Start (idempotently) a one-host Grid Engine (Debian's gridengine 8.1.9) for xpr's tests:
+# sge_qmaster + sge_execd, a submit host, queue all.q (slots = CPUs), a parallel environment
+# 'smp' ($pe_slots), root allowed to run jobs, and a 1-second scheduler interval.
+#
+#   scripts/test-cluster/start-sge.sh          # as root; exits 0 once a test job can run
+#   scripts/test-cluster/start-sge.sh --stop   # stop sge_execd and sge_qmaster
+#
+# Clients need SGE_ROOT=/var/lib/gridengine SGE_CELL=default (Debian's defaults; the script prints them).
+# Install with scripts/test-cluster/install.sh first.
+#
+# What it takes on a host whose name resolves to 127.0.0.1 (as here): SGE compares the name a
+# client's IP resolves to ('localhost') with the name the client gives ('<host>') and refuses
+# ("access denied (client IP resolved to host name "localhost". This is not identical to clients
+# host name ...)"); $SGE_ROOT/$SGE_CELL/common/host_aliases makes them the same host.
+set -euo pipefail
+
+say() { printf 'start-sge: %s\n' "$*"; }
+die() { printf 'start-sge: ERROR: %s\n' "$*" >&2; exit 1; }
+
+export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
+export PATH="$PATH:/usr/sbin:/sbin"
+COMMON="$SGE_ROOT/$SGE_CELL/common"
+SPOOL=/var/spool/gridengine
+QMASTER_PID="$SPOOL/qmaster/qmaster.pid"
+WAIT_SECONDS="${XPR_SGE_WAIT:-60}"
+
+[ "$(id -u)" -eq 0 ] || die "must run as root; try: sudo $0"
+
+pid_alive() { # pid_alive FILE NAME
+  local pid
+  [ -s "$1" ] || return 1
+  pid="$(cat "$1" 2>/dev/null)" || return 1
+  [ -n "$pid" ] && [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
+}
+execd_pidfile() {
+  local f
+  for f in "$SPOOL"/execd/*/execd.pid; do
+    if pid_alive "$f" sge_execd; then printf '%s\n' "$f"; return 0; fi
+  done
+  return 1
+}
+stop_pid() { # stop_pid FILE NAME
+  local pid
+  pid_alive "$1" "$2" || return 0
+  pid="$(cat "$1")"
+  say "stopping $2 (pid $pid)"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+  if [ -d "/proc/$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
+}
+
+if [ "${1:-}" = --stop ]; then
+  if f="$(execd_pidfile)"; then stop_pid "$f" sge_execd; else say "sge_execd not running"; fi
+  if pid_alive "$QMASTER_PID" sge_qmaster; then stop_pid "$QMASTER_PID" sge_qmaster; else say "sge_qmaster not running"; fi
+  exit 0
+fi
+[ -z "${1:-}" ] || die "unknown argument '$1' (use --stop)"
+
+for bin in sge_qmaster sge_execd qconf qsub qstat qacct; do
+  command -v "$bin" >/dev/null 2>&1 || die "'$bin' not found — run scripts/test-cluster/install.sh (without --no-sge)"
+done
+[ -f "$COMMON/bootstrap" ] || die "$COMMON/bootstrap missing: the gridengine cell was not initialised at install time (debconf shared/gridengineconfig)"
+
+HOST="$(hostname -s)"
+NCPU="$(nproc)"
+getent hosts "$HOST" >/dev/null 2>&1 || die "host name '$HOST' does not resolve (add it to /etc/hosts)"
+ACT="$(cat "$COMMON/act_qmaster" 2>/dev/null || true)"
+[ "$ACT" = "$HOST" ] || die "$COMMON/act_qmaster names '$ACT', not this host '$HOST'; reinstall gridengine with the right debconf answer"
+
+# host_aliases: the host's name first, then every name its addresses resolve back to.
+aliases="$HOST"
+for ip in $(getent ahostsv4 "$HOST" | awk '{print $1}' | sort -u); do
+  for name in $(getent hosts "$ip" | awk '{for (i = 2; i <= NF; i++) print $i}'); do
+    case " $aliases " in *" $name "*) ;; *) aliases="$aliases $name" ;; esac
+  done
+done
+if [ "$aliases" != "$HOST" ]; then
+  if [ "$(cat "$COMMON/host_aliases" 2>/dev/null || true)" != "$aliases" ]; then
+    say "writing $COMMON/host_aliases: $aliases"
+    printf '%s\n' "$aliases" >"$COMMON/host_aliases"
+    chown sgeadmin:sgeadmin "$COMMON/host_aliases" 2>/dev/null || true
+    if pid_alive "$QMASTER_PID" sge_qmaster; then
+      say "restarting the daemons for the new host_aliases"
+      if f="$(execd_pidfile)"; then stop_pid "$f" sge_execd; fi
+      stop_pid "$QMASTER_PID" sge_qmaster
+    fi
+  fi
+fi
+
+# ---------------------------------------------------------------- qmaster
+if pid_alive "$QMASTER_PID" sge_qmaster; then
+  say "sge_qmaster already running (pid $(cat "$QMASTER_PID"))"
+else
+  say "starting sge_qmaster"
+  sge_qmaster || die "sge_qmaster failed to start; see $SPOOL/qmaster/messages"
+fi
+ok=0
+for _ in $(seq 1 $((WAIT_SECONDS * 5))); do
+  if qconf -sh >/dev/null 2>&1; then ok=1; break; fi
+  sleep 0.2
+done
+[ "$ok" -eq 1 ] || die "qmaster does not answer 'qconf -sh' after ${WAIT_SECONDS}s:
+$(qconf -sh 2>&1 | head -n 3)
+$(tail -n 5 "$SPOOL/qmaster/messages" 2>/dev/null)"
+
+# ---------------------------------------------------------------- configuration
+restart_execd=0
+qconf -ss 2>/dev/null | grep -qx "$HOST" || { say "adding submit host $HOST"; qconf -as "$HOST" >/dev/null; }
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+# Global configuration: let root (uid/gid 0) run jobs; report load every 5 s.
+qconf -sconf global >"$tmp/global.old"
+sed -e 's/^min_uid .*/min_uid                      0/' \
+    -e 's/^min_gid .*/min_gid                      0/' \
+    -e 's/^load_report_time .*/load_report_time             00:00:05/' \
+    "$tmp/global.old" >"$tmp/global"
+if ! cmp -s "$tmp/global.old" "$tmp/global"; then
+  say "global configuration: min_uid 0, min_gid 0, load_report_time 5 s"
+  qconf -Mconf "$tmp/global" >/dev/null
+  restart_execd=1
+fi
+# Scheduler: run every second and right after submissions / job ends.
+qconf -ssconf >"$tmp/sconf.old"
+sed -e 's/^schedule_interval .*/schedule_interval                 0:0:1/' \
+    -e 's/^flush_submit_sec .*/flush_submit_sec                  1/' \
+    -e 's/^flush_finish_sec .*/flush_finish_sec                  1/' \
+    "$tmp/sconf.old" >"$tmp/sconf"
+if ! cmp -s "$tmp/sconf.old" "$tmp/sconf"; then
+  say "scheduler configuration: schedule_interval 1 s, flush_submit_sec 1, flush_finish_sec 1"
+  qconf -Msconf "$tmp/sconf" >/dev/null
+fi
+# Parallel environment 'smp': all slots of a job on one host (qsub -pe smp N).
+if ! qconf -spl 2>/dev/null | grep -qx smp; then
+  say "adding parallel environment smp"
+  cat >"$tmp/smp" <<EOF
+pe_name            smp
+slots              9999
+user_lists         NONE
+xuser_lists        NONE
+start_proc_args    NONE
+stop_proc_args     NONE
+allocation_rule    \$pe_slots
+control_slaves     FALSE
+job_is_first_task  TRUE
+urgency_slots      min
+accounting_summary FALSE
+qsort_args         NONE
+EOF
+  qconf -Ap "$tmp/smp" >/dev/null
+fi
+# Queue all.q on this host.
+if ! qconf -sql 2>/dev/null | grep -qx all.q; then
+  say "adding queue all.q ($NCPU slots on $HOST)"
+  {
+    printf 'qname all.q\nhostlist %s\nseq_no 0\nload_thresholds NONE\nsuspend_thresholds NONE\n' "$HOST"
+    printf 'nsuspend 1\nsuspend_interval 00:05:00\npriority 0\nmin_cpu_interval 00:05:00\nprocessors UNDEFINED\n'
+    printf 'qtype BATCH INTERACTIVE\nckpt_list NONE\npe_list smp\nrerun FALSE\nslots %s\ntmpdir /tmp\nshell /bin/sh\n' "$NCPU"
+    printf 'prolog NONE\nepilog NONE\nshell_start_mode unix_behavior\nstarter_method NONE\nsuspend_method NONE\n'
+    printf 'resume_method NONE\nterminate_method NONE\nnotify 00:00:60\nowner_list NONE\nuser_lists NONE\n'
+    printf 'xuser_lists NONE\nsubordinate_list NONE\ncomplex_values NONE\nprojects NONE\nxprojects NONE\n'
+    printf 'calendar NONE\ninitial_state default\n'
+    for l in s_rt h_rt s_cpu h_cpu s_fsize h_fsize s_data h_data s_stack h_stack s_core h_core s_rss h_rss s_vmem h_vmem; do
+      printf '%s INFINITY\n' "$l"
+    done
+  } >"$tmp/all.q"
+  qconf -Aq "$tmp/all.q" >/dev/null
+fi
+
+# ---------------------------------------------------------------- execd
+if f="$(execd_pidfile)"; then
+  if [ "$restart_execd" -eq 1 ]; then
+    stop_pid "$f" sge_execd
+  else
+    say "sge_execd already running (pid $(cat "$f"))"
+  fi
+fi
+if ! execd_pidfile >/dev/null; then
+  say "starting sge_execd"
+  sge_execd || die "sge_execd failed to start; see $SPOOL/execd/*/messages"
+fi
+
+# The queue instance is usable once the execd has reported (no 'u' state).
+state="?"
+for _ in $(seq 1 $((WAIT_SECONDS * 2))); do
+  line="$(qstat -f -q "all.q@$HOST" 2>/dev/null | grep "^all.q@" || true)"
+  if [ -n "$line" ]; then
+    state="$(awk '{print $6}' <<<"$line")"
+    [ -z "$state" ] && break
+  fi
+  sleep 0.5
+done
+[ -n "$line" ] && [ -z "$state" ] || die "queue all.q@$HOST is not ready after ${WAIT_SECONDS}s (state '${state}'):
+$(qstat -f 2>&1 | head -n 10)"
+say "SGE is up: all.q@$HOST with $NCPU slots; use SGE_ROOT=$SGE_ROOT SGE_CELL=$SGE_CELL"

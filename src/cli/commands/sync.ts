@@ -1,0 +1,99 @@
+// `xpr sync`: bring the selected jobs up to date with their systems — one status query per system
+// for all of its jobs, then the files of those that ended — each job against the system it was
+// submitted to. Jobs that never started are skipped; a system that cannot be reached is reported and
+// the others still sync.
+import { refreshJobs } from '../../job/engine.js';
+import type { JobRecord } from '../../store/jobstore.js';
+import type { JobStatus } from '../../store/status.js';
+import { groupBy, knownSystems, openSystem, selection, withProject, type CommandContext, type SelectOptions } from '../common.js';
+import { problemOf, type Problem } from '../exit.js';
+import { paint, plural, statusColour, type FormatOptions } from '../format.js';
+
+/** Filters as `ls`; `status` defaults to `ongoing` (`*` for every status). */
+export type SyncOptions = CommandContext & SelectOptions;
+
+export interface SyncedJob {
+  id: string;
+  name: string;
+  system: string;
+  before: JobStatus;
+  after: JobStatus;
+  remoteStatus: string | null;
+}
+
+export interface SkippedJob {
+  id: string;
+  name: string;
+  status: JobStatus;
+  reason: string;
+}
+
+export interface SyncResult {
+  dbPath: string;
+  synced: SyncedJob[];
+  skipped: SkippedJob[];
+  /** Systems queried and how many jobs each had. */
+  systems: { name: string; jobs: number; ok: boolean }[];
+  problems: Problem[];
+}
+
+export async function sync(opts: SyncOptions = {}): Promise<SyncResult> {
+  return withProject(opts, async (project) => {
+    const store = project.store;
+    const sel = selection({ ...opts, status: opts.status ?? 'ongoing' }, () => knownSystems(project, store));
+    const jobs = store.list(sel.filter);
+    const result: SyncResult = { dbPath: store.path, synced: [], skipped: [], systems: [], problems: [] };
+    const live: JobRecord[] = [];
+    for (const j of jobs) {
+      const reason = skipReason(j);
+      if (reason) result.skipped.push({ id: j.id, name: j.name, status: j.status, reason });
+      else live.push(j);
+    }
+    for (const [name, group] of groupBy(live, (j) => j.system!)) {
+      try {
+        openSystem(project, name);
+        const updated = await refreshJobs(project, group);
+        result.synced.push(...updated.map((u, i) => ({
+          id: u.id, name: u.name, system: name, before: group[i]!.status, after: u.status, remoteStatus: u.remoteStatus,
+        })));
+        result.systems.push({ name, jobs: group.length, ok: true });
+      } catch (err) {
+        result.systems.push({ name, jobs: group.length, ok: false });
+        result.problems.push(problemOf(err, name));
+      }
+    }
+    return result;
+  });
+}
+
+function skipReason(j: JobRecord): string | undefined {
+  if (j.status === 'created') return j.submitIntent !== null ? 'submission was interrupted; the next run that starts it resolves it' : 'never started';
+  if (j.status !== 'submitted' && j.status !== 'started') return `already ${j.status}`;
+  if (!j.system) return 'no system recorded';
+  return undefined;
+}
+
+export function renderSync(r: SyncResult, fmt: FormatOptions): string {
+  const lines: string[] = [];
+  for (const j of r.synced) {
+    const after = paint(j.after, statusColour(j.after), fmt);
+    lines.push(j.before === j.after ? `${j.id}: ${after}${j.remoteStatus ? ` (${j.remoteStatus})` : ''}` : `${j.id}: ${j.before} -> ${after}`);
+  }
+  const neverStarted = r.skipped.filter((s) => s.status === 'created').length;
+  const changed = r.synced.filter((j) => j.before !== j.after).length;
+  const systems = r.systems.filter((s) => s.ok).map((s) => s.name);
+  if (r.synced.length === 0 && r.problems.length === 0) {
+    lines.push(`No jobs to sync${r.skipped.length ? ` (${plural(r.skipped.length, 'selected job')} skipped: ${skipSummary(r.skipped)})` : ''}.`);
+  } else {
+    lines.push(`Synced ${plural(r.synced.length, 'job')} on ${systems.length ? systems.join(', ') : 'no system'}; ${changed} changed status.` +
+      (neverStarted ? ` Skipped ${neverStarted} never started.` : ''));
+  }
+  for (const p of r.problems) lines.push(paint(`Could not sync ${p.system ?? ''}: ${p.message}`, 'red', fmt));
+  return lines.join('\n');
+}
+
+function skipSummary(skipped: readonly SkippedJob[]): string {
+  const counts = new Map<string, number>();
+  for (const s of skipped) counts.set(s.reason, (counts.get(s.reason) ?? 0) + 1);
+  return [...counts].map(([reason, n]) => `${n} ${reason}`).join(', ');
+}
