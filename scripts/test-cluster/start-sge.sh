@@ -40,6 +40,11 @@ execd_pidfile() {
   done
   return 1
 }
+# qconf prints its "added"/"modified" notes on stderr; keep them quiet unless it fails.
+qconf_quiet() {
+  local out
+  out="$(qconf "$@" 2>&1)" || die "qconf $* failed: $out"
+}
 stop_pid() { # stop_pid FILE NAME
   local pid
   pid_alive "$1" "$2" || return 0
@@ -106,7 +111,7 @@ $(tail -n 5 "$SPOOL/qmaster/messages" 2>/dev/null)"
 
 # ---------------------------------------------------------------- configuration
 restart_execd=0
-qconf -ss 2>/dev/null | grep -qx "$HOST" || { say "adding submit host $HOST"; qconf -as "$HOST" >/dev/null; }
+qconf -ss 2>/dev/null | grep -qx "$HOST" || { say "adding submit host $HOST"; qconf_quiet -as "$HOST"; }
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -118,7 +123,7 @@ sed -e 's/^min_uid .*/min_uid                      0/' \
     "$tmp/global.old" >"$tmp/global"
 if ! cmp -s "$tmp/global.old" "$tmp/global"; then
   say "global configuration: min_uid 0, min_gid 0, load_report_time 5 s"
-  qconf -Mconf "$tmp/global" >/dev/null
+  qconf_quiet -Mconf "$tmp/global"
   restart_execd=1
 fi
 # Scheduler: run every second and right after submissions / job ends.
@@ -129,7 +134,7 @@ sed -e 's/^schedule_interval .*/schedule_interval                 0:0:1/' \
     "$tmp/sconf.old" >"$tmp/sconf"
 if ! cmp -s "$tmp/sconf.old" "$tmp/sconf"; then
   say "scheduler configuration: schedule_interval 1 s, flush_submit_sec 1, flush_finish_sec 1"
-  qconf -Msconf "$tmp/sconf" >/dev/null
+  qconf_quiet -Msconf "$tmp/sconf"
 fi
 # Parallel environment 'smp': all slots of a job on one host (qsub -pe smp N).
 if ! qconf -spl 2>/dev/null | grep -qx smp; then
@@ -148,7 +153,7 @@ urgency_slots      min
 accounting_summary FALSE
 qsort_args         NONE
 EOF
-  qconf -Ap "$tmp/smp" >/dev/null
+  qconf_quiet -Ap "$tmp/smp"
 fi
 # Queue all.q on this host.
 if ! qconf -sql 2>/dev/null | grep -qx all.q; then
@@ -165,7 +170,11 @@ if ! qconf -sql 2>/dev/null | grep -qx all.q; then
       printf '%s INFINITY\n' "$l"
     done
   } >"$tmp/all.q"
-  qconf -Aq "$tmp/all.q" >/dev/null
+  qconf_quiet -Aq "$tmp/all.q"
+fi
+if ! qconf -sq all.q | grep -E '^pe_list' | grep -qw smp; then
+  say "adding smp to the pe_list of all.q"
+  qconf_quiet -aattr queue pe_list smp all.q
 fi
 
 # ---------------------------------------------------------------- execd

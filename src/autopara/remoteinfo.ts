@@ -35,7 +35,7 @@ export interface RemoteInfoFields {
   partial_node?: boolean;
   /** Longest wait for the jobs, in seconds or a time string; null waits for ever. Default 3600. */
   timeout?: number | string | null;
-  /** Longest pause between status checks (seconds or a time string). Default 30. */
+  /** Longest pause between status checks (seconds or a time string). Default 30; 2 on the local system. */
   check_interval?: number | string;
   /** Write a failed job's inputs, flagged EXPYRE_REMOTE_JOB_FAILED, instead of raising. */
   ignore_failed_jobs?: boolean;
@@ -64,7 +64,6 @@ export interface RemoteInfoSource {
 }
 
 const DEFAULT_TIMEOUT = 3600;
-const DEFAULT_CHECK_INTERVAL = 30;
 
 /** How a call runs remotely. Immutable: reusing one for many calls never changes it. */
 export class RemoteInfo {
@@ -83,7 +82,8 @@ export class RemoteInfo {
   readonly partial_node: boolean | undefined;
   /** Seconds; Infinity waits for ever. */
   readonly timeout: number;
-  readonly check_interval: number;
+  /** Seconds; undefined: 30, or 2 for a system whose jobs run on this machine. */
+  readonly check_interval: number | undefined;
   readonly ignore_failed_jobs: boolean;
   readonly resubmit_killed_jobs: boolean;
   readonly hash_ignore: readonly string[];
@@ -122,7 +122,8 @@ export class RemoteInfo {
       pre_cmds: this.pre_cmds, post_cmds: this.post_cmds, env_vars: this.env_vars, input_files: this.input_files,
       output_files: this.output_files, header_extra: this.header_extra, exact_fit: this.exact_fit,
       ...(this.partial_node !== undefined ? { partial_node: this.partial_node } : {}),
-      timeout: Number.isFinite(this.timeout) ? this.timeout : null, check_interval: this.check_interval,
+      timeout: Number.isFinite(this.timeout) ? this.timeout : null,
+      ...(this.check_interval !== undefined ? { check_interval: this.check_interval } : {}),
       ignore_failed_jobs: this.ignore_failed_jobs, resubmit_killed_jobs: this.resubmit_killed_jobs,
       hash_ignore: this.hash_ignore,
     };
@@ -173,7 +174,7 @@ function validateFields(raw: unknown, source: RemoteInfoSource): Validated {
     if (typeof v !== 'boolean') { issue(key, `expected true or false, got ${show(v)}`); return dflt; }
     return v;
   };
-  const seconds = (key: string, dflt: number, nullable: boolean): number => {
+  const seconds = <D extends number | undefined>(key: string, dflt: D, nullable: boolean): number | D => {
     const v = raw[key];
     if (v === undefined) return dflt;
     if (v === null && nullable) return Infinity;
@@ -222,7 +223,7 @@ function validateFields(raw: unknown, source: RemoteInfoSource): Validated {
   }
   const partial = raw.partial_node;
   if (partial !== undefined && typeof partial !== 'boolean') issue('partial_node', `expected true or false, got ${show(partial)}`);
-  const check_interval = seconds('check_interval', DEFAULT_CHECK_INTERVAL, false);
+  const check_interval = seconds('check_interval', undefined, false);
   const out: Validated = {
     sys_name, job_name, resources: resources!, num_inputs_per_queued_job: num,
     pre_cmds: list('pre_cmds'), post_cmds: list('post_cmds'), env_vars,

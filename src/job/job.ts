@@ -6,7 +6,7 @@ import path from 'node:path';
 import { JobDiedError, JobTimeoutError, RemoteError, XprError } from '../errors.js';
 import { Resources, type ResourcesSpec } from '../resources/resources.js';
 import {
-  CALL_FILE, CODE_DIR, FN_STDERR, FN_STDOUT, JOB_STDERR, RESULT_FILE, type CallResult, type CallSpec,
+  CALL_FILE, CODE_DIR, FN_STDERR, FN_STDOUT, JOB_STDERR, RESULT_FILE, type AutoparaCallSpec, type CallResult, type CallSpec,
 } from '../runner/protocol.js';
 import type { JobRecord, NewJob } from '../store/jobstore.js';
 import { FINAL, REATTACHABLE, type JobStatus } from '../store/status.js';
@@ -37,6 +37,11 @@ export interface JobOptions {
   postCmds?: readonly string[];
   envVars?: Readonly<Record<string, string>>;
   project?: Project;
+  /**
+   * Run `fn` (an autoparallelize wrapper) as one chunk of items, `args[0]`, through a pool in the job
+   * (see runner/protocol). How the pool is sized is not part of the restart hash.
+   */
+  autopara?: AutoparaCallSpec;
 }
 
 export interface StartOptions {

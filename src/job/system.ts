@@ -14,6 +14,7 @@ import {
 import type { RemoteState, Scheduler } from '../schedulers/types.js';
 import type { Transport } from '../transport/types.js';
 import { shQuote } from '../util/shell.js';
+import { PollRounds } from './poll-rounds.js';
 import { renderScript } from './script.js';
 
 /** Files that tell how a job ended, fetched back into the stage dir. */
@@ -34,9 +35,14 @@ export interface Submission {
   elementIds: string[];
 }
 
+/** Least time between two status queries to one system: a login node is shared with others. */
+const MIN_POLL_INTERVAL_MS = { local: 50, remote: 1000 };
+
 export class System {
   /** Dir on the system holding this project's run dirs, code and submit scripts. */
   readonly rundir: string;
+  /** Every status query to this system goes through here: one per round, rate limited. */
+  readonly polls: PollRounds;
 
   constructor(
     readonly config: SystemConfig,
@@ -47,6 +53,8 @@ export class System {
     project: Pick<XprConfig, 'remote_rundir_submit_hostname'>,
   ) {
     this.rundir = projectRundir(config, project, stageRoot);
+    this.polls = new PollRounds((ids) => this.queryStates(ids),
+      config.host === null ? MIN_POLL_INTERVAL_MS.local : MIN_POLL_INTERVAL_MS.remote);
   }
 
   get name(): string {
@@ -63,8 +71,8 @@ export class System {
   }
 
   /** Run a command in the system's rundir; a non-zero exit becomes an XprError with its stderr. */
-  async run(command: string, what: string): Promise<string> {
-    const r = await this.transport.exec(`cd ${shQuote(this.rundir)} && ${command}`);
+  async run(command: string, what: string, options: { idempotent?: boolean } = {}): Promise<string> {
+    const r = await this.transport.exec(`cd ${shQuote(this.rundir)} && ${command}`, options);
     if (r.code !== 0) {
       throw new XprError(`${what} failed on system "${this.name}" (exit ${r.code ?? 'signal'}): ${r.stderr.trim() || r.stdout.trim()}`, {
         hint: `The command was: ${command}`,
@@ -112,7 +120,9 @@ export class System {
     fs.writeFileSync(path.join(localSubmitDir, scriptName), script, { mode: 0o755 });
     if (!this.inPlace) await this.transport.upload(this.stageRoot, [path.posix.join(SUBMIT_DIR, scriptName)], this.rundir);
     const pre = this.config.pre_submit_cmds.map((c) => `${c} && `).join('');
-    const out = await this.run(`${pre}${this.scheduler.submitCommand(path.posix.join(SUBMIT_DIR, scriptName))}`, 'Submitting');
+    // Never re-run on a dropped connection: a second sbatch could queue the job twice.
+    const out = await this.run(`${pre}${this.scheduler.submitCommand(path.posix.join(SUBMIT_DIR, scriptName))}`, 'Submitting',
+      { idempotent: false });
     const remoteId = this.scheduler.parseSubmit(out);
     const elementIds = jobIds.length > 1
       ? jobIds.map((_id, i) => this.scheduler.arrayElementId(remoteId, i))
@@ -127,10 +137,15 @@ export class System {
   }
 
   /**
-   * States of many jobs with one status query, plus one record query for those that left the queue.
-   * An id missing from the result is unknown to the scheduler: judge it by its files.
+   * States of jobs, batched with every other caller's into one query per round. An id missing
+   * from the result is unknown to the scheduler: judge it by its files.
    */
-  async poll(remoteIds: readonly string[]): Promise<Map<string, RemoteState>> {
+  poll(remoteIds: readonly string[]): Promise<Map<string, RemoteState>> {
+    return this.polls.states(remoteIds);
+  }
+
+  /** One status query for all ids, plus one record query for those that left the queue. */
+  private async queryStates(remoteIds: readonly string[]): Promise<Map<string, RemoteState>> {
     if (remoteIds.length === 0) return new Map();
     const out = await this.run(this.scheduler.statusCommand([...remoteIds]), 'Checking job status');
     const states = this.scheduler.parseStatus(out, [...remoteIds]);

@@ -15,6 +15,12 @@ export interface ExecOptions {
   input?: string | Buffer;
   /** Kill the command after this long. */
   timeoutMs?: number;
+  /**
+   * Whether running the command twice is harmless (default true). A transport may re-run an
+   * idempotent command after a dropped connection; for one that is not (a job submission) it must
+   * instead throw, saying the outcome is unknown.
+   */
+  idempotent?: boolean;
 }
 
 export interface Transport {
