@@ -13,3 +13,6 @@ export type { Transport, ExecResult } from './transport/types.js';
 export {
   ConfigError, JobDiedError, JobTimeoutError, RemoteError, UnreachableError, XprError, type ConfigIssue,
 } from './errors.js';
+// autoparallelize layer and its inputs/outputs (added by the autoparallelize helper; the lead may reshape).
+export * from './configset/index.js';
+export * from './autopara/index.js';

@@ -177,18 +177,96 @@ if [ "$4" = 1201 ]; then cat "$FAKEBIN/scontrol.out"; else echo 'slurm_load_jobs
   });
 });
 
-// Outputs captured from the live SLURM 22.05 by the capture helper, when present: every file must
-// parse without throwing, and every id a status listing shows must map to a known status.
-describe('slurm on captured real outputs', () => {
-  const dir = path.join(fixturesDir, 'slurm');
-  const real = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => !f.startsWith('doc-')) : [];
-  it.skipIf(real.length === 0).each(real.length ? real : ['(none)'])('%s parses', (file) => {
-    const text = fixture(`slurm/${file}`);
-    const ids = [...text.matchAll(/(?:^|JobId=)(\d+(?:_\d+)?)\b/gm)].map((m) => m[1] ?? '');
-    expect(() => slurm.parseStatus(text, ids)).not.toThrow();
-    expect(() => slurm.parseRecord(text, ids)).not.toThrow();
-    for (const s of slurm.parseStatus(text, ids).values()) {
-      expect(['queued', 'held', 'running', 'done', 'failed', 'timeout', 'other']).toContain(s.status);
-    }
+// Outputs captured from the live SLURM 22.05 test cluster (test/fixtures/slurm/record.sh; the exact
+// command of each capture is in commands.tsv). Job ids differ on every recording, so they are read
+// from commands.tsv. The captures use wider layouts than ours (`%i|%A|%K|%j|%T|%r`,
+// `JobID,State,ExitCode,Reason`); the tests keep the columns our commands ask for.
+const slurmDir = path.join(fixturesDir, 'slurm');
+const commandsFile = path.join(slurmDir, 'commands.tsv');
+const captured = fs.existsSync(commandsFile)
+  ? new Map(fs.readFileSync(commandsFile, 'utf8').split('\n').slice(1).filter(Boolean)
+    .map((l) => l.split('\t')).map(([name = '', , cmd = '']) => [name, cmd]))
+  : new Map<string, string>();
+
+/** The job id a capture was taken of: the `-j` list or the last word of its command. */
+function jobOf(name: string): string {
+  const cmd = captured.get(name) ?? '';
+  return /-j (\S+)/.exec(cmd)?.[1] ?? cmd.trim().split(/\s+/).at(-1) ?? '';
+}
+
+/** Keep columns `cols` of `|`-separated lines. */
+function columns(text: string, cols: number[]): string {
+  return text.split('\n').map((l) => (l ? cols.map((c) => l.split('|')[c] ?? '').join('|') : l)).join('\n');
+}
+
+describe.skipIf(captured.size === 0)('slurm on outputs captured from a real SLURM 22.05', () => {
+  const id = {
+    completed: jobOf('scontrol-completed'), failed: jobOf('scontrol-failed'), oom: jobOf('scontrol-oom'),
+    held: jobOf('scontrol-held'), cancelledRunning: jobOf('scontrol-cancelled-running'),
+    cancelledPending: jobOf('scontrol-cancelled-pending'), timeout: jobOf('scontrol-timeout'),
+    array: jobOf('scontrol-array-done'), beginTime: jobOf('squeue-pending-begintime'),
+    partTime: jobOf('squeue-pending-partition-time-limit'),
+  };
+
+  it('parseSubmit reads sbatch --parsable and plain sbatch output', () => {
+    expect(slurm.parseSubmit(fixture('slurm/sbatch-parsable.txt'))).toBe(id.completed);
+    expect(slurm.parseSubmit(fixture('slurm/sbatch-array-parsable.txt'))).toBe(id.array);
+    expect(slurm.parseSubmit(fixture('slurm/sbatch.txt'))).toMatch(/^\d+$/);
+    // A refused submission prints nothing on stdout (the reason is on stderr).
+    expect(() => slurm.parseSubmit(fixture('slurm/sbatch-error-bad-partition.txt'))).toThrow(/job id/);
+  });
+
+  it('squeue -t all: a recently ended job still shows, with its final state', () => {
+    const out = columns(fixture('slurm/squeue-mixed-ids-all-states.txt'), [0, 4, 5]);
+    expect(brief(slurm.parseStatus(out, [id.completed, id.timeout, `${id.array}_0`, `${id.array}_3`]))).toEqual({
+      [id.completed]: 'done', [id.timeout]: 'running', [`${id.array}_0`]: 'running', [`${id.array}_3`]: 'queued',
+    });
+  });
+
+  it('squeue: held, and pending for BeginTime or PartitionTimeLimit', () => {
+    const st = (file: string, jobId: string): Record<string, string> =>
+      brief(slurm.parseStatus(columns(fixture(`slurm/${file}`), [0, 4, 5]), [jobId]));
+    expect(st('squeue-held.txt', id.held)).toEqual({ [id.held]: 'held' });
+    expect(st('squeue-pending-begintime.txt', id.beginTime)).toEqual({ [id.beginTime]: 'queued' });
+    expect(st('squeue-pending-partition-time-limit.txt', id.partTime)).toEqual({ [id.partTime]: 'queued' });
+    expect(st('squeue-array-r.txt', `${id.array}_2`)).toEqual({ [`${id.array}_2`]: 'queued' });
+  });
+
+  it('squeue -j <one gone id> fails (exit 1), which is why statusCommand lists the user\'s jobs', () => {
+    expect(fixture('slurm/squeue-gone.stderr.txt')).toMatch(/Invalid job id specified/);
+    expect(fixture('slurm/squeue-gone.txt')).toBe('');
+  });
+
+  it('sacct -X -P: final states with exit codes', () => {
+    const out = fixture('slurm/sacct-mixed-ids.txt');
+    expect(brief(slurm.parseRecord(out, [
+      id.completed, id.failed, id.oom, id.cancelledRunning, id.cancelledPending, id.timeout,
+      `${id.array}_0`, `${id.array}_1`,
+    ]))).toEqual({
+      [id.completed]: 'done:0',
+      [id.failed]: 'failed:3',
+      [id.oom]: 'failed/OUT_OF_MEMORY:253',
+      [id.cancelledRunning]: 'failed/CANCELLED:0',
+      [id.cancelledPending]: 'failed/CANCELLED:0',
+      [id.timeout]: 'timeout/TIMEOUT:0',
+      [`${id.array}_0`]: 'done:0',
+      [`${id.array}_1`]: 'failed:1',
+    });
+  });
+
+  it('scontrol -o show job: plain jobs and array tasks (base id lists all tasks)', () => {
+    const rec = (file: string, ids: string[]): Record<string, string> =>
+      brief(slurm.parseRecord(`#xpr-scontrol\n${fixture(`slurm/${file}`)}`, ids));
+    expect(rec('scontrol-oneliner-completed.txt', [id.completed])).toEqual({ [id.completed]: 'done:0' });
+    expect(rec('scontrol-oneliner-timeout.txt', [id.timeout])).toEqual({ [id.timeout]: 'timeout/TIMEOUT:143' });
+    expect(rec('scontrol-oneliner-array-running.txt', [`${id.array}_0`, `${id.array}_3`])).toEqual({
+      [`${id.array}_0`]: 'running:0', [`${id.array}_3`]: 'queued:0',
+    });
+  });
+
+  it('squeue --name: the base id of an array, pending range or running task', () => {
+    const out = columns(fixture('slurm/squeue-name-ids.txt'), [0, 2]);
+    expect(slurm.parseFindByName(out, 'xpr-fx-array')).toBe(id.array);
+    expect(slurm.parseFindByName(fixture('slurm/squeue-name-none.txt'), 'xpr-fx-no-such-name')).toBeUndefined();
   });
 });
