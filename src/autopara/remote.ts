@@ -118,8 +118,8 @@ export async function runRemote(run: RemoteRun): Promise<ConfigSet<unknown> | un
     autopara,
   });
 
-  const jobs: Job[] = [];
-  for (let i = 0; i < chunks.length; i++) jobs.push(await Job.create(jobOptions(i)));
+  // One hash lookup for all chunks; identical chunks share one job.
+  const jobs: Job[] = await Job.createMany(chunks.map((_c, i) => jobOptions(i)), run.module);
   const project = jobs[0]?.project;
   const reattached = jobs.filter((j) => j.reattached).length;
   say(`xpr ${run.name}: ${chunks.length} job(s) of up to ${perJob} item(s) on "${info.sys_name}"` +

@@ -284,9 +284,9 @@ export function parseExpyreInfo(value: string, cwd = process.cwd()): ExpyreInfo 
   } else {
     data = parsed;
   }
-  const source = file ?? `${EXPYRE_INFO_VAR} (text)`;
+  const source = file ?? 'text';
   if (!(data instanceof Map)) {
-    throw new XprError(`${source}: expected an object of RemoteInfo fields, or of keys mapping to them; got ${show(plain(data))}`);
+    throw new XprError(`${EXPYRE_INFO_VAR} (${source}): expected an object of RemoteInfo fields, or of keys mapping to them; got ${show(plain(data))}`);
   }
   const src = file ? { file } : {};
   if (data.has('sys_name')) return { kind: 'all', info: new RemoteInfo(plain(data) as RemoteInfoFields, src), source };

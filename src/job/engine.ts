@@ -104,30 +104,40 @@ export async function refreshJobs(project: Project, jobs: readonly JobRecord[]):
   for (const [name, sysJobs] of bySystem) {
     const system = project.system(name);
     const states = await system.poll(sysJobs.map((j) => j.remoteId).filter((x): x is string => !!x));
+    const stateOf = (job: JobRecord) => (job.remoteId ? states.get(job.remoteId) : undefined);
+    const ended: JobRecord[] = [];
     for (const job of sysJobs) {
-      await updateFromState(store, system, job, job.remoteId ? states.get(job.remoteId) : undefined);
+      if (!updateIfQueued(store, job, stateOf(job))) ended.push(job);
     }
+    // Ended, or unknown to the scheduler: the jobs' own files say how they went.
+    await system.fetch(ended.map((j) => ({ id: j.id, outputFiles: outputFilesOf(j) })));
+    for (const job of ended) settle(store, job, stateOf(job));
   }
   return jobs.map((j) => store.get(j.id) ?? j);
 }
 
-async function updateFromState(store: JobStore, system: System, job: JobRecord, state: RemoteState | undefined): Promise<void> {
-  const ongoing: JobStatus[] = ['submitted', 'started'];
+const ONGOING: JobStatus[] = ['submitted', 'started'];
+
+/** Record a job that is still queued or running; false when it has ended or is unknown. */
+function updateIfQueued(store: JobStore, job: JobRecord, state: RemoteState | undefined): boolean {
   if (state && (state.status === 'queued' || state.status === 'held')) {
-    store.update(job.id, { remoteStatus: state.status }, ongoing);
-    return;
+    store.update(job.id, { remoteStatus: state.status }, ONGOING);
+    return true;
   }
   if (state?.status === 'running') {
-    store.update(job.id, { status: 'started', remoteStatus: 'running' }, ongoing);
-    return;
+    store.update(job.id, { status: 'started', remoteStatus: 'running' }, ONGOING);
+    return true;
   }
-  // Ended, or unknown to the scheduler: the job's own files say how it went.
-  await system.fetch(job.id, job.stageDir, outputFilesOf(job));
+  return false;
+}
+
+/** Decide how a job that left the queue ended, from its fetched files and the scheduler's word. */
+function settle(store: JobStore, job: JobRecord, state: RemoteState | undefined): void {
   const verdict = judge(job.stageDir);
   if (verdict) {
     store.update(job.id, {
       status: verdict, remoteStatus: state?.status ?? 'done', remoteReason: state?.reason ?? null,
-    }, ongoing);
+    }, ONGOING);
     return;
   }
   const missing = (typeof job.info.missingPolls === 'number' ? job.info.missingPolls : 0) + 1;
@@ -136,9 +146,9 @@ async function updateFromState(store: JobStore, system: System, job: JobRecord, 
   if (state?.reason || missing >= MISSING_POLLS_BEFORE_DIED) {
     store.update(job.id, {
       status: 'died', remoteStatus: state?.status ?? 'other', remoteReason: state?.reason ?? null,
-    }, ongoing);
+    }, ONGOING);
   } else {
-    store.update(job.id, { info: { ...job.info, missingPolls: missing } }, ongoing);
+    store.update(job.id, { info: { ...job.info, missingPolls: missing } }, ONGOING);
   }
 }
 

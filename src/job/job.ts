@@ -334,6 +334,7 @@ async function prepareCall(options: JobOptions, caller: string | undefined) {
     export: ref.exportName,
     args: args.map((a, i) => encode(a, `args[${i}]`)),
     ...(options.kwargs !== undefined ? { kwargs: encode(options.kwargs, 'kwargs') } : {}),
+    ...(options.autopara ? { invoke: 'autopara' as const, autopara: options.autopara } : {}),
   };
   return { options, ref, code: bundle.code, codeFile, inputFiles, hash, parts, call };
 }

@@ -159,10 +159,14 @@ export class System {
     return states;
   }
 
-  /** Bring a job's outcome files and its declared output files back into its stage dir. */
-  async fetch(jobId: string, stageDir: string, outputFiles: readonly string[]): Promise<void> {
-    if (this.inPlace) return;
-    await this.transport.download(this.remoteDirOf(jobId), [...OUTCOME_FILES, ...outputFiles], stageDir);
+  /**
+   * Bring the outcome files and declared output files of jobs back into their stage dirs, all in
+   * one transfer: run dirs sit side by side in the same layout on both ends.
+   */
+  async fetch(jobs: readonly { id: string; outputFiles: readonly string[] }[]): Promise<void> {
+    if (this.inPlace || jobs.length === 0) return;
+    const names = jobs.flatMap((j) => [...OUTCOME_FILES, ...j.outputFiles].map((f) => path.posix.join(`run_${j.id}`, f)));
+    await this.transport.download(this.rundir, names, this.stageRoot);
   }
 
   async cancel(remoteIds: readonly string[]): Promise<void> {
