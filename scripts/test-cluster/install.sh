@@ -86,7 +86,7 @@ fi
 for bin in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/sbin/munged /usr/sbin/slurmctld /usr/sbin/slurmd /usr/bin/sbatch; do
   [ -x "$bin" ] || die "$bin is missing after the install"
 done
-say "SSH, munge and SLURM are installed ($(sinfo --version 2>/dev/null || echo 'slurm ?'))"
+say "SSH, munge and SLURM are installed (slurm $(dpkg-query -W -f='${Version}' slurmctld))"
 if [ "$with_accounting" -eq 1 ]; then
   for bin in /usr/sbin/slurmdbd /usr/sbin/mariadbd /usr/bin/sacctmgr; do
     [ -x "$bin" ] || die "$bin is missing after the install"

@@ -7,9 +7,11 @@
 //   `37 : qmaster enforced h_rt, h_cpu, or h_vmem limit`, `26 : opening input/output file`;
 //   exit_status 128+signal (137 = SIGKILL, printed `137 (Killed)` by Son of Grid Engine 8.1);
 //   ru_wallclock `39` (SGE 6.2) or `61s` (SoGE 8.1); maxvmem `79.340M` or `19.344MB`; category.
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseQstatXml, sge, sgeState } from '../../src/schedulers/sge.js';
-import { FakeBin, brief, fixture, logArgs, node } from './helpers.js';
+import { FakeBin, brief, fixture, fixturesDir, logArgs, node } from './helpers.js';
 
 describe('sge.parseSubmit', () => {
   it.each([
@@ -142,5 +144,68 @@ if [ "$2" = 7110 ]; then cat "$FAKEBIN/qacct.out"; else echo "error: job id $2 n
   it.runIf(shell === 'bash')('arrayIndexExpr turns the 1-based SGE_TASK_ID into a 0-based index', () => {
     const r = bin.run(`set -u; SGE_TASK_ID=1; a=(x y z); echo "\${a[${sge.arrayIndexExpr}]}"`, 'bash');
     expect(r.stdout.trim()).toBe('x');
+  });
+});
+
+// Outputs captured from a real Grid Engine 8.1.9 (Debian gridengine; test/fixtures/sge/record.sh;
+// commands in commands.tsv). Job ids change with every recording and are read from jobs.tsv.
+const jobsFile = path.join(fixturesDir, 'sge', 'jobs.tsv');
+const jobs = fs.existsSync(jobsFile)
+  ? new Map(fs.readFileSync(jobsFile, 'utf8').split('\n').slice(1).filter(Boolean)
+    .map((l) => l.split('\t') as [string, string]))
+  : new Map<string, string>();
+
+describe.skipIf(jobs.size === 0)('sge on outputs captured from a real Grid Engine 8.1.9', () => {
+  const id = (role: string): string => jobs.get(role) ?? `no-${role}`;
+
+  it('parseSubmit reads qsub -terse and plain qsub output, plain and array', () => {
+    expect(sge.parseSubmit(fixture('sge/qsub-terse.txt'))).toBe(id('ok'));
+    expect(sge.parseSubmit(fixture('sge/qsub-terse-array.txt'))).toBe(id('array'));
+    expect(sge.parseSubmit(fixture('sge/qsub-plain.txt'))).toMatch(/^\d+$/);
+    expect(sge.parseSubmit(fixture('sge/qsub-array.txt'))).toMatch(/^\d+$/);
+    // A refused submission prints nothing on stdout (the reason is on stderr).
+    expect(() => sge.parseSubmit(fixture('sge/qsub-error-bad-queue.txt'))).toThrow(/job id/);
+  });
+
+  it('qstat -xml: running array task and job, queued, held; finished tasks are not listed', () => {
+    const out = fixture('sge/qstat-xml.txt');
+    const ids = [`${id('array')}.3`, id('cancel'), id('fail'), id('held'), `${id('array')}.1`];
+    expect(brief(sge.parseStatus(out, ids))).toEqual({
+      [`${id('array')}.3`]: 'running', [id('cancel')]: 'running', [id('fail')]: 'queued', [id('held')]: 'held',
+    });
+    expect(sge.parseFindByName(out, 'xpr-fx-held')).toBe(id('held'));
+    expect(sge.parseFindByName(out, '9digit')).toBe(id('digit'));
+  });
+
+  it('qstat -xml: a job whose output dir is missing sits in Eqw, reported failed', () => {
+    expect(sge.parseStatus(fixture('sge/qstat-xml-eqw.txt'), [id('eqw')]).get(id('eqw'))).toEqual({ status: 'failed', raw: 'Eqw' });
+  });
+
+  it('qstat -xml with no jobs is an empty map', () => {
+    expect(sge.parseStatus(fixture('sge/qstat-no-such-user.txt'), [id('ok')]).size).toBe(0);
+  });
+
+  it('qacct: success, exit 3, h_rt kill (failed 37), qdel (failed 100), h_vmem refusal', () => {
+    const rec = (file: string, jobId: string): string | undefined => brief(sge.parseRecord(fixture(`sge/${file}`), [jobId]))[jobId];
+    expect(rec('qacct-ok.txt', id('ok'))).toBe('done:0');
+    expect(rec('qacct-fail.txt', id('fail'))).toBe('failed:3');
+    expect(rec('qacct-timeout.txt', id('timeout'))).toBe('timeout/TIMEOUT:137');
+    // qdel of a running job: killed, no limit asked for; qacct does not say who killed it.
+    expect(rec('qacct-cancel.txt', id('cancel'))).toBe('failed:137');
+    // The allocation was refused under h_vmem and the job exited on its own; maxvmem was never
+    // sampled, so nothing shows it was the limit.
+    expect(rec('qacct-mem.txt', id('mem'))).toBe('failed:12');
+  });
+
+  it('qacct of an array lists every task', () => {
+    const ids = [1, 2, 3].map((t) => `${id('array')}.${t}`);
+    expect(Object.values(brief(sge.parseRecord(fixture('sge/qacct-array.txt'), ids)))).toEqual(['done:0', 'done:0', 'done:0']);
+    expect(sge.parseFindByName(fixture('sge/qacct-by-name.txt'), 'xpr-fx-fail')).toBe(id('fail'));
+  });
+
+  it('GE expands $TASK_ID in -o paths to the 1-based task id, as arrayTaskFile assumes', () => {
+    const files = fixture('sge/array-output-files.txt').split('\n');
+    expect([0, 1, 2].map((i) => sge.arrayTaskFile?.('o', i))).toEqual(['o.1', 'o.2', 'o.3']);
+    for (const f of ['o.1', 'o.2', 'o.3']) expect(files).toContain(f);
   });
 });

@@ -5,7 +5,7 @@ import { refreshJobs } from '../../job/engine.js';
 import type { JobRecord } from '../../store/jobstore.js';
 import type { JobStatus } from '../../store/status.js';
 import {
-  confirmed, groupBy, knownSystems, openSystem, requireSelection, selection, withProject,
+  confirmed, groupBy, hasDatabase, knownSystems, openSystem, requireSelection, selection, withProject,
   type CommandContext, type Confirm, type SelectOptions,
 } from '../common.js';
 import { problemOf, type Problem } from '../exit.js';
@@ -30,13 +30,13 @@ export interface CancelResult {
 
 export async function cancel(opts: CancelOptions): Promise<CancelResult> {
   return withProject(opts, async (project) => {
-    const store = project.store;
-    const sel = selection(opts, () => knownSystems(project, store));
-    requireSelection(sel, 'cancel');
-    const selected = store.list(sel.filter);
+    requireSelection(selection(opts, () => knownSystems(project, undefined)), 'cancel');
     const result: CancelResult = {
-      dbPath: store.path, matched: 0, declined: false, cancelled: [], unsubmitted: [], skipped: [], problems: [],
+      dbPath: project.paths.dbPath, matched: 0, declined: false, cancelled: [], unsubmitted: [], skipped: [], problems: [],
     };
+    if (!hasDatabase(project)) return result;
+    const store = project.store;
+    const selected = store.list(selection(opts, () => knownSystems(project, store)).filter);
     const targets: JobRecord[] = [];
     for (const j of selected) {
       if (j.status === 'created' || ((j.status === 'submitted' || j.status === 'started') && j.system)) targets.push(j);

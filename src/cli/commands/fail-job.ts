@@ -7,7 +7,7 @@ import path from 'node:path';
 import { RESULT_FILE, type CallResult } from '../../runner/protocol.js';
 import type { JobStatus } from '../../store/status.js';
 import {
-  confirmed, knownSystems, requireSelection, selection, withProject,
+  confirmed, hasDatabase, knownSystems, requireSelection, selection, withProject,
   type CommandContext, type Confirm, type SelectOptions,
 } from '../common.js';
 import { listSome, plural, type FormatOptions } from '../format.js';
@@ -30,10 +30,10 @@ export const FAIL_JOB_ERROR = { name: 'JobFailedByUser', message: 'marked failed
 
 export async function failJob(opts: FailJobOptions): Promise<FailJobResult> {
   return withProject(opts, async (project) => {
+    requireSelection(selection(opts, () => knownSystems(project, undefined)), 'fail_job');
+    if (!hasDatabase(project)) return { dbPath: project.paths.dbPath, matched: 0, declined: false, failed: [], wereRunning: [] };
     const store = project.store;
-    const sel = selection(opts, () => knownSystems(project, store));
-    requireSelection(sel, 'fail_job');
-    const jobs = store.list(sel.filter).filter((j) => j.status !== 'failed');
+    const jobs = store.list(selection(opts, () => knownSystems(project, store)).filter).filter((j) => j.status !== 'failed');
     const result: FailJobResult = { dbPath: store.path, matched: jobs.length, declined: false, failed: [], wereRunning: [] };
     if (jobs.length === 0) return result;
     const question = `Mark ${plural(jobs.length, 'job')} failed?\n${listSome(jobs.map((j) => `${j.id} (${j.status})`))}`;

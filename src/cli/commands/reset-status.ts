@@ -3,7 +3,7 @@
 // Unlike ExPyRe it needs a filter (`-s '*'` for every job).
 import { XprError } from '../../errors.js';
 import { isJobStatus, JOB_STATUSES, type JobStatus } from '../../store/status.js';
-import { knownSystems, requireSelection, selection, withProject, type CommandContext, type SelectOptions } from '../common.js';
+import { hasDatabase, knownSystems, requireSelection, selection, withProject, type CommandContext, type SelectOptions } from '../common.js';
 import { plural, type FormatOptions } from '../format.js';
 
 export interface ResetStatusOptions extends CommandContext, SelectOptions {
@@ -25,11 +25,11 @@ export async function resetStatus(opts: ResetStatusOptions): Promise<ResetStatus
     throw new XprError(`Unknown job status "${newStatus}" (known: ${JOB_STATUSES.join(', ')})`);
   }
   return withProject(opts, (project) => {
+    requireSelection(selection(opts, () => knownSystems(project, undefined)), 'reset_status');
+    const result: ResetStatusResult = { dbPath: project.paths.dbPath, newStatus, changed: [], unchanged: 0 };
+    if (!hasDatabase(project)) return result;
     const store = project.store;
-    const sel = selection(opts, () => knownSystems(project, store));
-    requireSelection(sel, 'reset_status');
-    const result: ResetStatusResult = { dbPath: store.path, newStatus, changed: [], unchanged: 0 };
-    for (const j of store.list(sel.filter)) {
+    for (const j of store.list(selection(opts, () => knownSystems(project, store)).filter)) {
       if (j.status === newStatus) { result.unchanged++; continue; }
       // A job made ongoing again starts with a clean slate: earlier "not found" polls do not count.
       const { missingPolls: _drop, ...info } = j.info;

@@ -8,7 +8,7 @@ import { shQuote, shWord } from '../../util/shell.js';
 import { XprError } from '../../errors.js';
 import type { JobRecord } from '../../store/jobstore.js';
 import {
-  confirmed, groupBy, knownSystems, openSystem, requireSelection, selection, withProject,
+  confirmed, groupBy, hasDatabase, knownSystems, openSystem, requireSelection, selection, withProject,
   type CommandContext, type Confirm, type SelectOptions,
 } from '../common.js';
 import { problemOf, type Problem } from '../exit.js';
@@ -50,10 +50,14 @@ const ONGOING = new Set(['submitted', 'started']);
 
 export async function rm(opts: RmOptions): Promise<RmResult> {
   return withProject(opts, async (project) => {
-    const store = project.store;
-    const sel = selection(opts, () => knownSystems(project, store));
+    const sel = selection(opts, () => knownSystems(project, undefined));
     requireSelection(sel, 'rm');
-    const jobs = store.list(sel.filter);
+    const empty: RmResult = {
+      dbPath: project.paths.dbPath, matched: 0, declined: false, removed: [], cancelled: [], kept: [], problems: [],
+    };
+    if (!hasDatabase(project)) return empty;
+    const store = project.store;
+    const jobs = store.list(selection(opts, () => knownSystems(project, store)).filter);
     const result: RmResult = {
       dbPath: store.path, matched: jobs.length, declined: false, removed: [], cancelled: [], kept: [], problems: [],
     };

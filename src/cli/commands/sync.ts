@@ -5,7 +5,7 @@
 import { refreshJobs } from '../../job/engine.js';
 import type { JobRecord } from '../../store/jobstore.js';
 import type { JobStatus } from '../../store/status.js';
-import { groupBy, knownSystems, openSystem, selection, withProject, type CommandContext, type SelectOptions } from '../common.js';
+import { groupBy, hasDatabase, knownSystems, openSystem, selection, withProject, type CommandContext, type SelectOptions } from '../common.js';
 import { problemOf, type Problem } from '../exit.js';
 import { paint, plural, statusColour, type FormatOptions } from '../format.js';
 
@@ -39,10 +39,11 @@ export interface SyncResult {
 
 export async function sync(opts: SyncOptions = {}): Promise<SyncResult> {
   return withProject(opts, async (project) => {
+    const result: SyncResult = { dbPath: project.paths.dbPath, synced: [], skipped: [], systems: [], problems: [] };
+    if (!hasDatabase(project)) return result;
     const store = project.store;
     const sel = selection({ ...opts, status: opts.status ?? 'ongoing' }, () => knownSystems(project, store));
     const jobs = store.list(sel.filter);
-    const result: SyncResult = { dbPath: store.path, synced: [], skipped: [], systems: [], problems: [] };
     const live: JobRecord[] = [];
     for (const j of jobs) {
       const reason = skipReason(j);

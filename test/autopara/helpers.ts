@@ -1,0 +1,57 @@
+// Running fixture scripts as real `node` processes in a throw-away project (own _expyre, own local
+// queue, own HOME), so stacks, env vars and jobs are all real.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const FIXTURES = path.resolve('test/fixtures/autopara');
+export const EXAMPLES = path.resolve('examples');
+
+export interface Sandbox {
+  dir: string;
+  root: string;
+  env: NodeJS.ProcessEnv;
+  cleanup(): void;
+}
+
+export function sandbox(): Sandbox {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xpr-autopara-'));
+  const root = path.join(dir, '_expyre');
+  fs.mkdirSync(root);
+  const env: NodeJS.ProcessEnv = { ...process.env, EXPYRE_ROOT: root, XPR_LOCALQ_DIR: path.join(dir, 'localq'), HOME: dir };
+  for (const k of ['WFL_EXPYRE_INFO', 'WFL_NUM_PYTHON_SUBPROCESSES', 'XPR_NUM_SUBPROCESSES', 'WFL_EXPYRE_NO_MARK_PROCESSED']) delete env[k];
+  return { dir, root, env, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runNode(
+  args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; onStderr?: (text: string, kill: () => void) => void },
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      options.onStderr?.(stderr, () => child.kill('SIGKILL'));
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Lines of stdout parsed as JSON. */
+export function jsonLines(out: string): unknown[] {
+  return out.split('\n').filter((l) => l.trim().startsWith('{') || l.trim().startsWith('[') || l.trim() === 'null').map((l) => JSON.parse(l) as unknown);
+}
+
+export function remoteInfo(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { sys_name: 'local', resources: { num_cores: 1, max_time: '5m' }, ...extra };
+}
