@@ -122,8 +122,6 @@ export async function runRemote(run: RemoteRun): Promise<ConfigSet<unknown> | un
   const jobs: Job[] = await Job.createMany(chunks.map((_c, i) => jobOptions(i)), run.module);
   const project = jobs[0]?.project;
   const reattached = jobs.filter((j) => j.reattached).length;
-  say(`xpr ${run.name}: ${chunks.length} job(s) of up to ${perJob} item(s) on "${info.sys_name}"` +
-    (reattached ? ` (${reattached} re-attached to earlier runs)` : ''));
 
   if (project && info.resubmit_killed_jobs && reattached > 0) {
     // Jobs that died while nobody watched are still "submitted" in the database: look once, for all.
@@ -137,13 +135,17 @@ export async function runRemote(run: RemoteRun): Promise<ConfigSet<unknown> | un
     }
   }
 
-  await Job.startMany(jobs.filter((j) => j.reload().status === 'created'), {
+  const toSubmit = jobs.filter((j) => j.reload().status === 'created');
+  await Job.startMany(toSubmit, {
     system: info.sys_name,
     resources: info.resources,
     headerExtra: info.header_extra,
     exactFit: info.exact_fit,
     ...(info.partial_node !== undefined ? { partialNode: info.partial_node } : {}),
   });
+
+  say(`xpr ${run.name}: ${chunks.length} job(s) "${jobName}_chunk_<i>" of up to ${perJob} item(s) on "${info.sys_name}": ` +
+    `${toSubmit.length} submitted, ${jobs.length - toSubmit.length} re-attached to earlier runs`);
 
   if (!run.waitForResults) {
     say(`xpr ${run.name}: submitted; call again with the same inputs (or run the script again) to collect the results`);

@@ -2,15 +2,18 @@
 // Transports are opened on first use and kept, so a whole run talks to each host over one connection.
 import { loadConfig, getSystem, type LoadOptions } from '../config/load.js';
 import type { ProjectPaths } from '../config/discover.js';
-import type { XprConfig } from '../config/schema.js';
+import type { SystemConfig, XprConfig } from '../config/schema.js';
 import { getScheduler } from '../schedulers/registry.js';
 import { JobStore } from '../store/jobstore.js';
 import { openTransport } from '../transport/index.js';
+import type { Transport } from '../transport/types.js';
 import { System } from './system.js';
 
 export interface ProjectOptions extends LoadOptions {
   /** Use this jobs.db instead of the discovered one (`xpr --dbfile`). */
   dbFile?: string;
+  /** How to reach a system; default: `openTransport` (local, or SSH for a host). */
+  transportFactory?: (system: SystemConfig) => Transport;
 }
 
 export class Project {
@@ -21,12 +24,13 @@ export class Project {
     readonly config: XprConfig,
     readonly paths: ProjectPaths,
     readonly origins: Map<string, string>,
+    private readonly transportFactory: (system: SystemConfig) => Transport = openTransport,
   ) {}
 
   static open(options: ProjectOptions = {}): Project {
     const { config, paths, origins } = loadConfig(options);
     const p = options.dbFile ? { ...paths, dbPath: options.dbFile } : paths;
-    return new Project(config, p, origins);
+    return new Project(config, p, origins, options.transportFactory);
   }
 
   /** Dir holding jobs.db, the run_<id> stage dirs and the bundled code. */
@@ -45,7 +49,7 @@ export class Project {
     let sys = this.systems.get(name);
     if (!sys) {
       const cfg = getSystem(this.config, name, this.paths);
-      sys = new System(cfg, openTransport(cfg), getScheduler(cfg.scheduler), this.stageRoot, this.config);
+      sys = new System(cfg, this.transportFactory(cfg), getScheduler(cfg.scheduler), this.stageRoot, this.config);
       this.systems.set(name, sys);
     }
     return sys;

@@ -9,11 +9,15 @@ import type { ExecOptions, ExecResult, Transport } from './types.js';
 export class LocalTransport implements Transport {
   readonly host = 'localhost';
 
+  /** `env`: the environment commands run with (default: this process's). */
+  constructor(private readonly options: { env?: NodeJS.ProcessEnv } = {}) {}
+
   exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       const child = spawn('/bin/bash', ['-c', command], {
         cwd: path.resolve(os.homedir(), options.cwd ?? '.'),
         stdio: ['pipe', 'pipe', 'pipe'],
+        env: this.options.env ?? process.env,
         ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
       });
       const out: Buffer[] = [];
