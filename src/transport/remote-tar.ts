@@ -84,8 +84,18 @@ export function sendTar(localDir: string, names: readonly string[], sink: NodeJS
   return new Promise((resolve, reject) => {
     // portable: no local user/group names or uids in the archive.
     const pack = tarCreate({ cwd: localDir, portable: true }, [...names]);
+    let ended = false;
     pack.on('error', reject);
-    pack.on('end', () => resolve());
+    pack.on('end', () => {
+      ended = true;
+      resolve();
+    });
+    // If the far end goes away (a dropped connection), stop reading files instead of stalling.
+    sink.once('close', () => {
+      if (ended) return;
+      pack.destroy();
+      reject(new Error('the tar stream was cut off'));
+    });
     pack.pipe(sink);
   });
 }

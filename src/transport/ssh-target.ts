@@ -26,6 +26,8 @@ export interface SshTarget {
   settings: SshHostSettings;
   /** Host to connect through, already resolved; undefined for a direct connection. */
   jump: SshTarget | undefined;
+  /** Local home dir (where the default key files are). */
+  home: string;
   /** Shared-connection key: the resolved endpoint, the route to it and the config used. */
   key: string;
 }
@@ -80,18 +82,11 @@ export function resolveTarget(host: string, options: SshOptions = {}): SshTarget
       jump = resolve(hopLabel, hop.port, hops.length > 1 ? hops.slice(0, -1) : undefined, depth + 1);
     }
     const s = settings;
-    const key = `${s.user}@${s.hostName}:${s.port}${jump ? ` via ${jump.key}` : ''}`;
-    return { label, settings, jump, key: depth === 0 ? `${key} [${scope}]` : key };
+    // The config files are part of the key, so two configs (tests) never share a connection.
+    const key = `${s.user}@${s.hostName}:${s.port}${jump ? ` via ${jump.key}` : ` [${scope}]`}`;
+    return { label, settings, jump, home, key };
   };
-  const target = resolve(host, undefined, undefined, 0);
-  return withScope(target, scope);
-}
-
-/** Give every hop's key the config scope, so tests with different configs never share. */
-function withScope(t: SshTarget, scope: string): SshTarget {
-  const jump = t.jump ? withScope(t.jump, scope) : undefined;
-  const base = `${t.settings.user}@${t.settings.hostName}:${t.settings.port}${jump ? ` via ${jump.key}` : ''}`;
-  return { ...t, jump, key: `${base} [${scope}]` };
+  return resolve(host, undefined, undefined, 0);
 }
 
 function safeUser(): string {

@@ -1,0 +1,634 @@
+// SshTransport: commands and files over ONE ssh2 connection per host for the whole process
+// (ExPyRe opens a new `ssh` per command). Connections live in a process-wide registry keyed by the
+// resolved endpoint, so two systems naming the same host share one. Each connection caps its
+// channels below sshd's MaxSessions, sends keepalives, and reconnects after a drop; a command that
+// must not run twice (a submission) is never re-run blindly. The only module that imports ssh2.
+import fs from 'node:fs';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import type {
+  AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, Client as SshClient, ClientChannel, ConnectConfig,
+  IdentityCallback, ParsedKey, Prompt, ServerHostKeyAlgorithm,
+} from 'ssh2';
+import { UnreachableError, XprError } from '../errors.js';
+import { shQuote, shWord } from '../util/shell.js';
+import {
+  checkHostKey, hostKeyError, knownHostsLine, knownHostsName, parseKnownHosts, preferredKeyTypes, type KnownHostEntry,
+} from './known-hosts.js';
+import { Limiter } from './limiter.js';
+import { ask, canPrompt } from './prompt.js';
+import { downloadCommand, existingNames, receiveTar, sendTar, uploadCommand } from './remote-tar.js';
+import { resolveTarget, type SshOptions, type SshTarget } from './ssh-target.js';
+import { OutcomeUnknownError } from './outcome.js';
+import type { ExecOptions, ExecResult, Transport } from './types.js';
+
+export type { SshOptions } from './ssh-target.js';
+
+const { Client, OpenSSHAgent, utils } = ssh2;
+
+/** Channels open at once per connection; OpenSSH's MaxSessions default is 10. */
+export const MAX_CHANNELS = 8;
+/** Waits before each connection attempt: 5 tries over about 9 s, enough for an sshd restart. */
+const CONNECT_DELAYS_MS = [0, 500, 1000, 2500, 5000];
+/** Runs of one operation across dropped connections. */
+const MAX_OP_ATTEMPTS = 3;
+const KEEPALIVE_MS = 15_000;
+const KEEPALIVE_COUNT_MAX = 4;
+const READY_TIMEOUT_MS = 20_000;
+const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
+  'ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa',
+];
+const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+
+// ---- the process-wide registry ----
+
+const connections = new Map<string, SshConnection>();
+let opened = 0;
+/** Key passphrases and keyboard-interactive answers, asked once per process. */
+const passphrases = new Map<string, string>();
+const kbdAnswers = new Map<string, Map<string, string>>();
+
+/** SSH connections (including jump hosts) this process has logged in over; for tests and benchmarks. */
+export function connectionsOpened(): number {
+  return opened;
+}
+
+/** Close every SSH connection (for tests and shutdown); transports opened before must not be used. */
+export async function closeAllSshConnections(): Promise<void> {
+  await Promise.all([...connections.values()].map((c) => c.shutdown()));
+}
+
+function acquireConnection(target: SshTarget): SshConnection {
+  let conn = connections.get(target.key);
+  if (!conn) {
+    conn = new SshConnection(target);
+    connections.set(target.key, conn);
+  }
+  conn.refs++;
+  return conn;
+}
+
+// ---- the transport ----
+
+export class SshTransport implements Transport {
+  readonly host: string;
+  private conn: SshConnection | undefined;
+
+  /** Resolves `host` through ssh_config now; connects on first use. */
+  constructor(host: string, options: SshOptions = {}) {
+    this.host = host;
+    const target = resolveTarget(host, options);
+    if (target.settings.proxyCommand) {
+      throw new UnreachableError(host, `${host} is reached through a ProxyCommand, which xpr's built-in SSH does not run`, {
+        hint: 'Set XPR_SSH=system to use the ssh program for this host (or use ProxyJump instead).',
+      });
+    }
+    this.conn = acquireConnection(target);
+  }
+
+  /** Most channels this transport's connection has had open at once. */
+  get peakChannels(): number {
+    return this.connection().limiter.peak;
+  }
+
+  exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    const full = options.cwd ? `cd ${shQuote(options.cwd)} && ${command}` : command;
+    return this.connection().withChannel(full, options.idempotent ?? true, (ch, lost) => {
+      const done = awaitExit(ch, lost, { collectStdout: true, timeoutMs: options.timeoutMs });
+      ch.end(options.input ?? '');
+      return done;
+    });
+  }
+
+  async upload(localDir: string, names: readonly string[], remoteDir: string): Promise<void> {
+    const present = existingNames(localDir, names);
+    if (present.length === 0) {
+      await this.check(await this.exec(`mkdir -p -- ${shQuote(remoteDir)}`), `Creating ${remoteDir}`);
+      return;
+    }
+    const r = await this.connection().withChannel(uploadCommand(remoteDir), true, async (ch, lost) => {
+      const done = awaitExit(ch, lost, { collectStdout: true });
+      const sent = sendTar(localDir, present, ch);
+      sent.catch(() => ch.close()); // a local read error: stop the remote tar instead of leaving it waiting
+      return settleBoth(done, sent);
+    });
+    this.check(r, `Uploading ${present.length} file(s) from ${localDir} to ${remoteDir}`);
+  }
+
+  async download(remoteDir: string, names: readonly string[], localDir: string): Promise<void> {
+    if (names.length === 0) return;
+    const r = await this.connection().withChannel(downloadCommand(remoteDir, names), true, async (ch, lost) => {
+      const done = awaitExit(ch, lost, { collectStdout: false });
+      ch.end();
+      return settleBoth(done, receiveTar(ch, localDir));
+    });
+    this.check(r, `Downloading from ${remoteDir} to ${localDir}`);
+  }
+
+  async close(): Promise<void> {
+    const conn = this.conn;
+    this.conn = undefined;
+    await conn?.release();
+  }
+
+  private connection(): SshConnection {
+    if (!this.conn) throw new XprError(`The SSH transport to ${this.host} was closed and cannot be used again`);
+    return this.conn;
+  }
+
+  private check(r: ExecResult, what: string): void {
+    if (r.code === 0) return;
+    throw new XprError(`${what} on ${this.host} failed (exit ${r.code ?? 'signal'}): ${r.stderr.trim()}`, {
+      hint: `Check the remote dir and free space with: ssh ${shWord(this.host)}`,
+    });
+  }
+}
+
+/** Wait for both; the channel's outcome wins (a dropped connection must surface as such). */
+async function settleBoth(done: Promise<ExecResult>, other: Promise<void>): Promise<ExecResult> {
+  const [d, o] = await Promise.allSettled([done, other]);
+  if (d.status === 'rejected') throw d.reason;
+  if (o.status === 'rejected') throw o.reason;
+  return d.value;
+}
+
+// ---- one connection ----
+
+/** The connection went away; `started` says whether the command may have reached the server. */
+class ConnectionLost extends Error {
+  constructor(readonly started: boolean, cause?: unknown) {
+    super('SSH connection lost', { cause });
+  }
+}
+
+type ChannelUser<T> = (ch: ClientChannel, lost: () => boolean) => Promise<T>;
+
+class SshConnection {
+  refs = 0;
+  readonly limiter = new Limiter(MAX_CHANNELS);
+  private client: SshClient | undefined;
+  private connecting: Promise<SshClient> | undefined;
+  private jump: SshConnection | undefined;
+  private closed = false;
+
+  constructor(readonly target: SshTarget) {}
+
+  /** Open a channel running `command` and hand it to `use`, reconnecting and retrying as allowed. */
+  async withChannel<T>(command: string, idempotent: boolean, use: ChannelUser<T>): Promise<T> {
+    let last: ConnectionLost | undefined;
+    for (let attempt = 1; attempt <= MAX_OP_ATTEMPTS; attempt++) {
+      const release = await this.limiter.acquire();
+      let ch: ClientChannel | undefined;
+      try {
+        const client = await this.ready();
+        const lost = () => this.client !== client;
+        try {
+          ch = await openExec(client, command, lost);
+          // The slot stands for a session on the server, which ends when the channel closes, not
+          // when the caller stops waiting (a timed-out command may run on).
+          ch.once('close', release);
+          return await use(ch, lost);
+        } catch (e) {
+          if (e instanceof ConnectionLost) this.drop(client);
+          throw e;
+        }
+      } catch (e) {
+        if (!(e instanceof ConnectionLost)) throw e;
+        if (e.started && !idempotent) throw new OutcomeUnknownError(this.target.label, command, e);
+        last = e;
+      } finally {
+        if (!ch) release();
+      }
+      await sleep(250 * attempt);
+    }
+    throw new UnreachableError(this.target.label, `The connection to ${this.target.label} dropped ${MAX_OP_ATTEMPTS} times while running: ${command}`, {
+      hint: `Check the network and the host with: ssh ${shWord(this.target.label)}`,
+      cause: last,
+    });
+  }
+
+  /** The logged-in client, connecting (with retries) when there is none. */
+  ready(): Promise<SshClient> {
+    if (this.closed) return Promise.reject(new XprError(`The SSH connection to ${this.target.label} was closed`));
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= this.connectWithRetry().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  /** Forget a client whose connection is gone (its close event may still be on its way). */
+  drop(client: SshClient): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    client.destroy();
+  }
+
+  /** One user fewer; the last one closes the connection. */
+  async release(): Promise<void> {
+    if (--this.refs <= 0) await this.shutdown();
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (connections.get(this.target.key) === this) connections.delete(this.target.key);
+    const client = this.client;
+    this.client = undefined;
+    if (client) await endClient(client);
+    await this.jump?.release();
+  }
+
+  private async connectWithRetry(): Promise<SshClient> {
+    let last: unknown;
+    for (const delay of CONNECT_DELAYS_MS) {
+      if (delay) await sleep(delay);
+      if (this.closed) break;
+      try {
+        const client = await this.connectOnce();
+        if (this.closed) {
+          client.end();
+          break;
+        }
+        this.client = client;
+        return client;
+      } catch (e) {
+        if (!isTransient(e)) throw this.unreachable(e);
+        last = e;
+      }
+    }
+    if (this.closed) throw new XprError(`The SSH connection to ${this.target.label} was closed`);
+    throw this.unreachable(last, CONNECT_DELAYS_MS.length);
+  }
+
+  private async connectOnce(): Promise<SshClient> {
+    const { settings: s, jump, label } = this.target;
+    let sock: ClientChannel | undefined;
+    if (jump) {
+      this.jump ??= acquireConnection(jump);
+      const jc = await this.jump.ready();
+      try {
+        sock = await forwardOut(jc, s.hostName, s.port);
+      } catch (e) {
+        if (!(e instanceof Error && 'reason' in e)) this.jump.drop(jc);
+        throw e;
+      }
+    }
+    const knownFiles = [...s.userKnownHostsFiles, ...s.globalKnownHostsFiles];
+    const known = readKnownHosts(knownFiles);
+    const khName = s.hostKeyAlias ?? knownHostsName(s.hostName, s.port);
+    const preferred = preferredKeyTypes(known, khName).filter((a): a is ServerHostKeyAlgorithm =>
+      (HOST_KEY_ALGORITHMS as string[]).includes(a));
+    const auth = new Authenticator(this.target);
+    let keyProblem: UnreachableError | undefined;
+
+    const hostVerifier = (key: Buffer): boolean => {
+      const verdict = checkHostKey(known, khName, key);
+      if (verdict.status === 'ok') return true;
+      if (verdict.status === 'unknown' && s.strictHostKeyChecking === 'accept-new') {
+        appendKnownHost(s.userKnownHostsFiles[0], khName, key);
+        return true;
+      }
+      if (verdict.status === 'unknown' && s.strictHostKeyChecking === 'no') return true;
+      keyProblem = hostKeyError(verdict, key, { host: label, hostName: s.hostName, port: s.port, files: knownFiles });
+      return false;
+    };
+
+    const config: ConnectConfig = {
+      host: s.hostName,
+      port: s.port,
+      username: s.user,
+      keepaliveInterval: s.serverAliveIntervalMs ?? KEEPALIVE_MS,
+      keepaliveCountMax: s.serverAliveCountMax ?? KEEPALIVE_COUNT_MAX,
+      readyTimeout: s.connectTimeoutMs ?? READY_TIMEOUT_MS,
+      hostVerifier,
+      algorithms: { serverHostKey: [...preferred, ...HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))] },
+      authHandler: auth.handler,
+      ...(sock ? { sock } : {}),
+      ...(process.env['XPR_SSH_DEBUG'] ? { debug: (m: string) => process.stderr.write(`[ssh ${label}] ${m}\n`) } : {}),
+    };
+
+    return new Promise<SshClient>((resolve, reject) => {
+      const client = new Client();
+      let settled = false;
+      client.on('ready', () => {
+        settled = true;
+        opened++;
+        resolve(client);
+      });
+      client.on('error', (err: Error) => {
+        // After login, errors (keepalive timeout, reset) are followed by 'close', handled there.
+        if (settled) return;
+        settled = true;
+        reject(keyProblem ?? auth.failure(err) ?? err);
+        client.destroy();
+      });
+      client.on('close', () => {
+        if (this.client === client) this.client = undefined;
+        if (settled) return;
+        settled = true;
+        reject(keyProblem ?? new ConnectionLost(false));
+      });
+      client.connect(config);
+    });
+  }
+
+  private unreachable(e: unknown, tries?: number): UnreachableError {
+    if (e instanceof UnreachableError) return e;
+    const { label, settings: s } = this.target;
+    const where = `${s.user}@${s.hostName}:${s.port}${this.target.jump ? ` via ${this.target.jump.label}` : ''}`;
+    const msg = e instanceof Error ? e.message : String(e);
+    const code = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
+    if (code === 'ENOTFOUND') {
+      return new UnreachableError(label, `Cannot resolve the host name ${s.hostName} of ${label}`, {
+        hint: 'Check "host" in config.json, or HostName in ~/.ssh/config.', cause: e,
+      });
+    }
+    return new UnreachableError(label, `Cannot connect to ${label} (${where}): ${msg}${tries ? ` (tried ${tries} times)` : ''}`, {
+      hint: `Check that the host is up and that this works: ssh ${shWord(label)} true`, cause: e,
+    });
+  }
+}
+
+// ---- authentication ----
+
+/** Tries, in order: none, ssh-agent, the key files, then keyboard-interactive and password on a terminal. */
+class Authenticator {
+  private readonly steps: Array<'none' | 'agent' | 'kbd' | 'password' | { file: string; configured: boolean }>;
+  private readonly tried: string[] = [];
+  private readonly notes: string[] = [];
+  private kbdRounds = 0;
+
+  constructor(private readonly target: SshTarget) {
+    const s = target.settings;
+    const files = s.identityFiles.length
+      ? s.identityFiles.map((file) => ({ file, configured: true }))
+      : DEFAULT_KEYS.map((k) => ({ file: path.join(target.home, '.ssh', k), configured: false }));
+    this.steps = ['none', ...(s.identityAgent ? ['agent' as const] : []), ...files,
+      'kbd', 'kbd', 'kbd', 'password', 'password'];
+  }
+
+  // @types/ssh2 leaves out `false`, which ssh2 takes as "no more methods to try".
+  readonly handler = ((left: AuthenticationType[] | null, _partial: boolean, next: (m: AnyAuthMethod | false) => void) => {
+    this.next(left).then(next, (e: unknown) => {
+      this.notes.push((e as Error).message);
+      next(false);
+    });
+  }) as unknown as AuthHandlerMiddleware;
+
+  /** The error for a failed login, or undefined when `err` is not about authentication. */
+  failure(err: Error): UnreachableError | undefined {
+    if ((err as { level?: string }).level !== 'client-authentication') return undefined;
+    const { label, settings: s } = this.target;
+    const hint = this.notes.length ? this.notes.join(' ') :
+      `Check that "ssh ${shWord(label)} true" logs in without questions: put your public key in ~/.ssh/authorized_keys ` +
+      'on the host, load it into ssh-agent (ssh-add), or name it with IdentityFile in ~/.ssh/config.';
+    return new UnreachableError(label,
+      `Could not log in to ${label} as ${s.user} (${s.hostName}:${s.port}); tried: ${this.tried.join(', ') || 'nothing usable'}`,
+      { hint, cause: err });
+  }
+
+  private async next(left: AuthenticationType[] | null): Promise<AnyAuthMethod | false> {
+    const username = this.target.settings.user;
+    const allows = (m: AuthenticationType) => left === null || left.includes(m);
+    for (let step = this.steps.shift(); step !== undefined; step = this.steps.shift()) {
+      if (step === 'none') {
+        if (left === null) return { type: 'none', username };
+      } else if (step === 'agent') {
+        if (!allows('publickey')) continue;
+        this.tried.push('ssh-agent');
+        return { type: 'agent', username, agent: this.agent() };
+      } else if (step === 'kbd' || step === 'password') {
+        const method = step === 'kbd' ? 'keyboard-interactive' : 'password';
+        if (left === null || !left.includes(method)) continue;
+        if (!this.interactive()) {
+          this.note(`${this.target.label} asks for ${method} answers (a password or one-time code) but xpr has no terminal to ask on: ` +
+            'run once from a terminal, use a key or ssh-agent, or set XPR_SSH=system with an open ssh ControlMaster.');
+          continue;
+        }
+        this.tried.push(method);
+        return step === 'kbd' ? this.kbdMethod(username) : { type: 'password', username, password: await this.askPassword() };
+      } else {
+        if (!allows('publickey')) continue;
+        const key = await this.loadKey(step.file, step.configured);
+        if (!key) continue;
+        this.tried.push(`key ${step.file}`);
+        return { type: 'publickey', username, key };
+      }
+    }
+    return false;
+  }
+
+  private interactive(): boolean {
+    return canPrompt() && !this.target.settings.batchMode;
+  }
+
+  private note(s: string): void {
+    if (!this.notes.includes(s)) this.notes.push(s);
+  }
+
+  /** With IdentitiesOnly, offer only the agent keys that match the configured key files (as ssh). */
+  private agent(): InstanceType<typeof OpenSSHAgent> {
+    const s = this.target.settings;
+    const sock = s.identityAgent!;
+    if (!s.identitiesOnly || s.identityFiles.length === 0) return new OpenSSHAgent(sock);
+    const allowed = s.identityFiles.flatMap((f) => {
+      try {
+        const k = utils.parseKey(fs.readFileSync(`${f}.pub`));
+        return k instanceof Error ? [] : [k.getPublicSSH()];
+      } catch {
+        return [];
+      }
+    });
+    return new (class extends OpenSSHAgent {
+      override getIdentities(cb: IdentityCallback<ParsedKey>): void {
+        super.getIdentities((err, keys) => cb(err, keys?.filter((k) =>
+          'getPublicSSH' in k && allowed.some((a) => a.equals(k.getPublicSSH())))));
+      }
+    })(sock);
+  }
+
+  private async loadKey(file: string, configured: boolean): Promise<ParsedKey | undefined> {
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(file);
+    } catch (e) {
+      if (configured) this.note(`IdentityFile ${file} cannot be read (${(e as NodeJS.ErrnoException).code}).`);
+      return undefined;
+    }
+    let key = firstKey(utils.parseKey(data));
+    if (!(key instanceof Error)) return key;
+    if (!/passphrase/i.test(key.message)) {
+      this.note(`Key ${file} cannot be used: ${key.message}.`);
+      return undefined;
+    }
+    const cached = passphrases.get(file);
+    if (cached !== undefined) key = firstKey(utils.parseKey(data, cached));
+    else if (this.interactive()) {
+      const pass = await ask(`Enter passphrase for key '${file}': `, false);
+      key = firstKey(utils.parseKey(data, pass));
+      if (!(key instanceof Error)) passphrases.set(file, pass);
+    } else {
+      this.note(`Key ${file} is encrypted and xpr has no terminal to ask for its passphrase: load it into ssh-agent with: ssh-add ${shWord(file)}`);
+      return undefined;
+    }
+    if (key instanceof Error) {
+      this.note(`Wrong passphrase for key ${file}.`);
+      return undefined;
+    }
+    return key;
+  }
+
+  /** Answers are kept per host for the process: a later reconnect tries them first, then asks anew. */
+  private kbdMethod(username: string): AnyAuthMethod {
+    const s = this.target.settings;
+    const id = `${s.user}@${s.hostName}:${s.port}`;
+    const round = this.kbdRounds++;
+    return {
+      type: 'keyboard-interactive',
+      username,
+      prompt: (name: string, instructions: string, _lang: string, prompts: Prompt[], finish: (answers: string[]) => void) => {
+        const cache = kbdAnswers.get(id) ?? new Map<string, string>();
+        kbdAnswers.set(id, cache);
+        const reuse = round === 0 && prompts.every((p) => cache.has(p.prompt));
+        const answer = async (): Promise<string[]> => {
+          if (reuse) return prompts.map((p) => cache.get(p.prompt)!);
+          if (prompts.length && (name || instructions)) process.stderr.write(`${[name, instructions].filter(Boolean).join('\n')}\n`);
+          const out: string[] = [];
+          for (const p of prompts) out.push(await ask(`[${this.target.label}] ${p.prompt}`, p.echo ?? false));
+          prompts.forEach((p, i) => cache.set(p.prompt, out[i]!));
+          return out;
+        };
+        answer().then(finish, (e: unknown) => {
+          this.note((e as Error).message);
+          finish([]);
+        });
+      },
+    };
+  }
+
+  private async askPassword(): Promise<string> {
+    const s = this.target.settings;
+    return ask(`${s.user}@${s.hostName}'s password: `, false);
+  }
+}
+
+function firstKey(k: ParsedKey | ParsedKey[] | Error): ParsedKey | Error {
+  if (Array.isArray(k)) return k[0] ?? new Error('no key in file');
+  return k;
+}
+
+// ---- channels ----
+
+/** Open an exec channel. Errors say whether the command may have reached the server. */
+function openExec(client: SshClient, command: string, lost: () => boolean): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    try {
+      client.exec(command, (err, ch) => {
+        if (!err) return resolve(ch);
+        // A refused channel never ran anything; so is one that never opened because the
+        // connection went. Once the exec request may have been sent, the outcome is unknown.
+        if (typeof (err as { reason?: unknown }).reason === 'number') return reject(new ConnectionLost(false, err));
+        if (lost()) return reject(new ConnectionLost(true, err));
+        reject(new XprError(`Could not run a command over SSH: ${err.message}`, { cause: err }));
+      });
+    } catch (e) {
+      reject(new ConnectionLost(false, e)); // "Not connected": nothing was sent
+    }
+  });
+}
+
+/**
+ * Collect stderr (and stdout unless the caller reads it) until the channel closes. A close with
+ * no exit status on a connection that went away means the command's fate is unknown.
+ */
+function awaitExit(ch: ClientChannel, lost: () => boolean, opts: { collectStdout: boolean; timeoutMs?: number | undefined }): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let code: number | null | undefined;
+    if (opts.collectStdout) ch.on('data', (b: Buffer) => out.push(b));
+    ch.stderr.on('data', (b: Buffer) => err.push(b));
+    ch.on('error', () => { /* surfaces as a close without exit status */ });
+    ch.on('exit', (c: number | null) => {
+      code = c;
+    });
+    const result = (): ExecResult =>
+      ({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), code: code ?? null });
+    // ssh2 can send a signal only before stdin is closed, and sshd keeps a session open until its
+    // command ends; so on timeout xpr stops waiting and hangs up, and the command may run on.
+    const timer = opts.timeoutMs ? setTimeout(() => {
+      ch.close();
+      const r = result();
+      resolve({ ...r, stderr: `${r.stderr}\n[xpr] gave up waiting after ${opts.timeoutMs} ms\n`, code: null });
+    }, opts.timeoutMs) : undefined;
+    ch.on('close', () => {
+      clearTimeout(timer);
+      if (code === undefined && lost()) return reject(new ConnectionLost(true));
+      resolve(result());
+    });
+  });
+}
+
+function forwardOut(client: SshClient, host: string, port: number): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    try {
+      client.forwardOut('127.0.0.1', 0, host, port, (err, ch) => (err ? reject(err) : resolve(ch)));
+    } catch (e) {
+      reject(e);
+    }
+  });
+}
+
+function endClient(client: SshClient): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      client.destroy();
+      resolve();
+    }, 2000);
+    client.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    client.end();
+  });
+}
+
+// ---- helpers ----
+
+const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'EAI_AGAIN']);
+const OPEN_CONNECT_FAILED = 2; // SSH_OPEN_CONNECT_FAILED: the jump host could not reach the target (yet)
+
+/** Errors worth another try after a pause: the network or a restarting sshd, not keys or config. */
+function isTransient(e: unknown): boolean {
+  if (e instanceof ConnectionLost) return true;
+  if (!(e instanceof Error) || e instanceof XprError) return false;
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== undefined && TRANSIENT_CODES.has(code)) return true;
+  const { level, reason } = e as { level?: string; reason?: unknown };
+  if (level === 'client-timeout' || reason === OPEN_CONNECT_FAILED) return true;
+  return /Connection lost before handshake|No response from server|Not connected|Keepalive timeout/.test(e.message);
+}
+
+function readKnownHosts(files: readonly string[]): KnownHostEntry[] {
+  return files.flatMap((f) => {
+    try {
+      return parseKnownHosts(fs.readFileSync(f, 'utf8'), f);
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** StrictHostKeyChecking=accept-new: record a first-seen key as ssh does. */
+function appendKnownHost(file: string | undefined, name: string, key: Buffer): void {
+  if (!file) return;
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    fs.appendFileSync(file, `${knownHostsLine(name, key)}\n`, { mode: 0o600 });
+  } catch {
+    // accepted for this run even if it cannot be recorded, as ssh does
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

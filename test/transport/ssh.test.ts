@@ -1,0 +1,342 @@
+// SshTransport and the system-ssh fallback against a real OpenSSH sshd on 127.0.0.1 (DESIGN §5).
+// Without sshd here the tests skip with one line saying why; in CI (CI=true) they fail instead.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { UnreachableError } from '../../src/errors.js';
+import { openTransport, sshKind } from '../../src/transport/index.js';
+import { OutcomeUnknownError } from '../../src/transport/outcome.js';
+import { closeAllSshConnections, connectionsOpened, SshTransport } from '../../src/transport/ssh.js';
+import { SystemSshTransport } from '../../src/transport/system-ssh.js';
+import type { Transport } from '../../src/transport/types.js';
+import { SSH_HOST_ALIAS, sshdAvailable, startSshd, type SshdHandle } from '../cluster/sshd.js';
+
+const inCI = process.env.CI === 'true';
+let sshd: SshdHandle | undefined;
+let reason: string | undefined = sshdAvailable();
+let work = '';
+/** ssh_config with the helper's `xpr-test` plus a second alias and a host behind ProxyJump. */
+let config = '';
+
+beforeAll(async () => {
+  if (reason) return;
+  try {
+    sshd = await startSshd();
+  } catch (e) {
+    reason = (e as Error).message;
+    return;
+  }
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'xpr-ssh-test-'));
+  config = path.join(work, 'ssh_config');
+  const s = sshd;
+  const same = [`  HostName 127.0.0.1`, `  Port ${s.port}`, `  User ${s.user}`, `  IdentityFile ${s.identityFile}`,
+    '  IdentitiesOnly yes', `  UserKnownHostsFile ${s.knownHostsFile}`, '  StrictHostKeyChecking yes'];
+  fs.writeFileSync(config, [
+    `Include ${s.sshConfigFile}`,
+    'Host xpr-alias2', ...same,
+    'Host xpr-jumped', ...same, `  ProxyJump ${SSH_HOST_ALIAS}`,
+    '',
+  ].join('\n'));
+});
+
+afterAll(async () => {
+  await closeAllSshConnections();
+  await sshd?.stop();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+const open: Transport[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((t) => t.close()));
+});
+
+/** Skip with the reason, or fail in CI where sshd must be there. */
+function needSshd(ctx: TestContext): SshdHandle {
+  if (reason === undefined && sshd) return sshd;
+  if (inCI) throw new Error(`sshd is required in CI but unavailable: ${reason}`);
+  ctx.skip(`sshd unavailable: ${reason}`);
+  throw new Error('unreachable');
+}
+
+function ssh(host = SSH_HOST_ALIAS, configFile = config): SshTransport {
+  const t = new SshTransport(host, { configFile });
+  open.push(t);
+  return t;
+}
+
+/** A config like the helper's, with another known_hosts file. */
+function configWithKnownHosts(s: SshdHandle, knownHosts: string): string {
+  const file = path.join(work, `ssh_config.${path.basename(knownHosts)}`);
+  fs.writeFileSync(file, fs.readFileSync(s.sshConfigFile, 'utf8').replace(s.knownHostsFile, knownHosts));
+  return file;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(50);
+  }
+}
+
+describe('SshTransport (ssh2) against a real sshd', () => {
+  it('runs commands: stdout, stderr, exit code, cwd, stdin, timeout', async (ctx) => {
+    const s = needSshd(ctx);
+    const t = ssh();
+    expect(await t.exec('echo out; echo err >&2; exit 3')).toEqual({ stdout: 'out\n', stderr: 'err\n', code: 3 });
+    const odd = path.join(s.dir, "cwd a'b $c");
+    fs.mkdirSync(odd);
+    expect((await t.exec('pwd', { cwd: odd })).stdout.trim()).toBe(odd);
+    expect((await t.exec('tr a-z A-Z', { input: 'hello' })).stdout).toBe('HELLO');
+    const started = Date.now();
+    const slow = await t.exec('sleep 5', { timeoutMs: 500 });
+    expect(slow.code).toBeNull();
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('runs 20 commands at once over ONE connection, at most 8 channels at a time', async (ctx) => {
+    const s = needSshd(ctx);
+    const beforeOpened = connectionsOpened();
+    const beforeAccepted = s.connectionsAccepted();
+    const t = ssh();
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => t.exec(`sleep 0.3; echo ${i}`)));
+    expect(results.map((r) => r.stdout.trim())).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+    expect(results.every((r) => r.code === 0)).toBe(true);
+    expect(connectionsOpened() - beforeOpened).toBe(1);
+    expect(s.connectionsAccepted() - beforeAccepted).toBe(1);
+    expect(t.peakChannels).toBe(8);
+  });
+
+  it('shares one connection between two names of the same host', async (ctx) => {
+    needSshd(ctx);
+    const before = connectionsOpened();
+    const a = ssh(SSH_HOST_ALIAS);
+    const b = ssh('xpr-alias2');
+    await Promise.all([a.exec('true'), b.exec('true')]);
+    expect(connectionsOpened() - before).toBe(1);
+  });
+
+  it('moves files with hostile names and dirs both ways; missing names skipped, globs expanded remotely', async (ctx) => {
+    const s = needSshd(ctx);
+    const t = ssh();
+    await roundTrip(t, s, 'ssh2');
+  });
+
+  it('refuses an unknown host key, naming the fingerprint and how to accept it', async (ctx) => {
+    const s = needSshd(ctx);
+    const empty = path.join(work, 'known_hosts.empty');
+    fs.writeFileSync(empty, '');
+    const before = s.connectionsAccepted();
+    const t = ssh(SSH_HOST_ALIAS, configWithKnownHosts(s, empty));
+    const started = Date.now();
+    const err = await t.exec('true').then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(UnreachableError);
+    const e = err as UnreachableError;
+    expect(e.host).toBe(SSH_HOST_ALIAS);
+    expect(e.message).toContain(s.hostKeyFingerprint);
+    expect(e.message).toContain('not known');
+    expect(e.hint).toContain(`ssh-keyscan -p ${s.port} 127.0.0.1 >> ${empty}`);
+    expect(e.hint).toContain(`ssh ${SSH_HOST_ALIAS}`);
+    expect(Date.now() - started).toBeLessThan(5000); // refused at once, not retried
+    expect(s.connectionsAccepted()).toBe(before); // never logged in
+  });
+
+  it('refuses a changed host key, naming the known_hosts line and ssh-keygen -R', async (ctx) => {
+    const s = needSshd(ctx);
+    const other = path.join(work, 'otherkey');
+    spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
+    const [type, b64] = fs.readFileSync(`${other}.pub`, 'utf8').split(/\s+/);
+    const changed = path.join(work, 'known_hosts.changed');
+    fs.writeFileSync(changed, `# recorded earlier\n[127.0.0.1]:${s.port} ${type} ${b64}\n`);
+    const t = ssh(SSH_HOST_ALIAS, configWithKnownHosts(s, changed));
+    const err = await t.exec('true').then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(UnreachableError);
+    const e = err as UnreachableError;
+    expect(e.message).toContain('CHANGED');
+    expect(e.message).toContain(`${changed}:2`);
+    expect(e.message).toContain(s.hostKeyFingerprint);
+    expect(e.hint).toContain(`ssh-keygen -f ${changed} -R '[127.0.0.1]:${s.port}'`);
+  });
+
+  it('records a first-seen key with StrictHostKeyChecking accept-new', async (ctx) => {
+    const s = needSshd(ctx);
+    const fresh = path.join(work, 'known_hosts.fresh');
+    const file = configWithKnownHosts(s, fresh);
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('StrictHostKeyChecking yes', 'StrictHostKeyChecking accept-new'));
+    const t = ssh(SSH_HOST_ALIAS, file);
+    expect((await t.exec('echo ok')).stdout).toBe('ok\n');
+    expect(fs.readFileSync(fresh, 'utf8')).toBe(`[127.0.0.1]:${s.port} ${s.hostPublicKey}\n`);
+  });
+
+  it('explains a refused login: the keys tried, and ssh-add for an encrypted key without a terminal', async (ctx) => {
+    const s = needSshd(ctx);
+    const wrong = path.join(work, 'wrongkey');
+    const locked = path.join(work, 'lockedkey');
+    spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', wrong]);
+    spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret', '-f', locked]);
+    const file = path.join(work, 'ssh_config.wrongkey');
+    fs.writeFileSync(file, fs.readFileSync(s.sshConfigFile, 'utf8')
+      .replace(`IdentityFile ${s.identityFile}`, `IdentityFile ${wrong}\n  IdentityFile ${locked}`));
+    const t = new SshTransport(SSH_HOST_ALIAS, { configFile: file, env: {} });
+    open.push(t);
+    const err = await t.exec('true').then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(UnreachableError);
+    const e = err as UnreachableError;
+    expect(e.message).toContain(`Could not log in to ${SSH_HOST_ALIAS} as ${s.user}`);
+    expect(e.message).toContain(`key ${wrong}`);
+    expect(e.hint).toContain(`ssh-add ${locked}`);
+  });
+
+  it('accepts hashed known_hosts entries', async (ctx) => {
+    const s = needSshd(ctx);
+    const hashed = path.join(work, 'known_hosts.hashed');
+    fs.copyFileSync(s.knownHostsFile, hashed);
+    expect(spawnSync('ssh-keygen', ['-H', '-f', hashed]).status).toBe(0);
+    expect(fs.readFileSync(hashed, 'utf8')).toMatch(/^\|1\|/);
+    const t = ssh(SSH_HOST_ALIAS, configWithKnownHosts(s, hashed));
+    expect((await t.exec('echo ok')).stdout).toBe('ok\n');
+  });
+
+  it('survives an sshd restart between two commands by reconnecting', async (ctx) => {
+    const s = needSshd(ctx);
+    const t = ssh();
+    expect((await t.exec('echo one')).stdout).toBe('one\n');
+    const before = connectionsOpened();
+    await s.restart();
+    expect((await t.exec('echo two')).stdout).toBe('two\n');
+    expect(connectionsOpened() - before).toBe(1);
+  });
+
+  it('re-runs an idempotent command cut off by a restart, but not a non-idempotent one', async (ctx) => {
+    const s = needSshd(ctx);
+    const t = ssh();
+    await t.exec('true');
+    const marker = path.join(s.dir, 'ran-count');
+    // Idempotent (the default): run again after reconnecting, and finish.
+    const started = path.join(s.dir, 'again-started');
+    const again = t.exec(`touch ${started}; sleep 2; echo finished`);
+    await waitFor(() => fs.existsSync(started));
+    await s.restart();
+    expect((await again).stdout).toBe('finished\n');
+    // Not idempotent: the outcome is unknown, so it throws rather than run a second time.
+    const once = t.exec(`echo x >> ${marker}; sleep 3; echo done`, { idempotent: false }).then(() => undefined, (e: unknown) => e);
+    await waitFor(() => fs.existsSync(marker));
+    await s.restart();
+    const err = await once;
+    expect(err).toBeInstanceOf(OutcomeUnknownError);
+    expect((err as Error).message).toMatch(/whether it ran is unknown/);
+    expect(fs.readFileSync(marker, 'utf8')).toBe('x\n');
+    expect((await t.exec('echo after')).stdout).toBe('after\n');
+  });
+
+  it('reaches a host through ProxyJump (the same sshd as jump host)', async (ctx) => {
+    const s = needSshd(ctx);
+    const before = connectionsOpened();
+    const beforeAccepted = s.connectionsAccepted();
+    const t = ssh('xpr-jumped');
+    const [a, b] = await Promise.all([t.exec('echo via-jump'), t.exec('echo $SSH_CONNECTION')]);
+    expect(a.stdout).toBe('via-jump\n');
+    // The inner connection comes from the jump host's side (127.0.0.1, not our own socket).
+    expect(b.stdout).toMatch(/^127\.0\.0\.1 \d+ 127\.0\.0\.1 \d+/);
+    expect(connectionsOpened() - before).toBe(2); // jump host + target
+    expect(s.connectionsAccepted() - beforeAccepted).toBe(2);
+  });
+});
+
+describe('SystemSshTransport (ssh program with ControlMaster) against a real sshd', () => {
+  it('runs commands and moves files over one shared master connection', async (ctx) => {
+    const s = needSshd(ctx);
+    const t = new SystemSshTransport(SSH_HOST_ALIAS, { configFile: s.sshConfigFile });
+    open.push(t);
+    const before = s.connectionsAccepted();
+    expect(await t.exec('echo out; echo err >&2; exit 3')).toEqual({ stdout: 'out\n', stderr: 'err\n', code: 3 });
+    const many = await Promise.all(Array.from({ length: 10 }, (_, i) => t.exec(`echo ${i}`)));
+    expect(many.map((r) => r.stdout.trim())).toEqual(Array.from({ length: 10 }, (_, i) => String(i)));
+    expect((await t.exec('tr a-z A-Z', { input: 'abc' })).stdout).toBe('ABC');
+    await roundTrip(t, s, 'system');
+    expect(s.connectionsAccepted() - before).toBe(1);
+  });
+
+  it('refuses an unknown host key', async (ctx) => {
+    const s = needSshd(ctx);
+    const empty = path.join(work, 'known_hosts.empty2');
+    fs.writeFileSync(empty, '');
+    const t = new SystemSshTransport(SSH_HOST_ALIAS, { configFile: configWithKnownHosts(s, empty) });
+    open.push(t);
+    await expect(t.exec('true')).rejects.toBeInstanceOf(UnreachableError);
+  });
+});
+
+describe('openTransport', () => {
+  const sys = (remsh_cmd: string) => ({ name: 'c', host: 'somehost', remsh_cmd });
+
+  it('uses the built-in client for plain "ssh" and the ssh program for any other remsh_cmd', () => {
+    expect(sshKind(sys('ssh'), {})).toBe('builtin');
+    expect(sshKind(sys(' ssh '), {})).toBe('builtin');
+    expect(sshKind(sys('ssh -p 2222'), {})).toBe('system');
+    expect(sshKind(sys('gsissh'), {})).toBe('system');
+    expect(sshKind(sys('ssh'), { XPR_SSH: 'system' })).toBe('system');
+    expect(sshKind(sys('ssh -q'), { XPR_SSH: 'builtin' })).toBe('builtin');
+    expect(() => sshKind(sys('ssh'), { XPR_SSH: 'putty' })).toThrow(/known: builtin, system, auto/);
+  });
+
+  it('uses the ssh program for hosts behind a ProxyCommand', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xpr-pc-'));
+    const file = path.join(dir, 'config');
+    fs.writeFileSync(file, 'Host behind\n  ProxyCommand nc %h %p\n');
+    try {
+      expect(sshKind({ name: 'c', host: 'behind', remsh_cmd: 'ssh' }, { XPR_SSH_CONFIG: file })).toBe('system');
+      expect(sshKind({ name: 'c', host: 'other', remsh_cmd: 'ssh' }, { XPR_SSH_CONFIG: file })).toBe('builtin');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('opens the built-in transport from a system config (XPR_SSH_CONFIG)', async (ctx) => {
+    const s = needSshd(ctx);
+    const t = openTransport({
+      name: 'test', host: SSH_HOST_ALIAS, remsh_cmd: 'ssh', scheduler: 'local', partitions: {}, header: [],
+      no_default_header: false, commands: [], pre_submit_cmds: [], rundir: 'run', runsInPlace: false,
+      script_exec: '/bin/bash', max_array_size: 1000, node_command: 'node',
+    }, { XPR_SSH_CONFIG: s.sshConfigFile });
+    open.push(t);
+    expect(t).toBeInstanceOf(SshTransport);
+    expect((await t.exec('echo $USER')).stdout.trim()).toBe(s.user);
+  });
+});
+
+/** Upload and download hostile names, a dir, globs and missing names through `t`. */
+async function roundTrip(t: Transport, s: SshdHandle, tag: string): Promise<void> {
+  const local = path.join(work, `local-${tag}`);
+  const hostile = "a'b c$d+e.txt";
+  fs.mkdirSync(path.join(local, 'sub dir', 'deeper'), { recursive: true });
+  fs.writeFileSync(path.join(local, hostile), 'hostile\n');
+  fs.writeFileSync(path.join(local, 'sub dir', 'deeper', 'x"y.txt'), 'nested\n');
+  fs.writeFileSync(path.join(local, 'out1.json'), '1');
+  fs.writeFileSync(path.join(local, 'out2.json'), '2');
+  fs.writeFileSync(path.join(local, 'keep.txt'), 'not uploaded');
+
+  const remote = path.join(s.dir, `remote ${tag} 'q' $HOME`);
+  await t.upload(local, [hostile, 'sub dir', 'out1.json', 'out2.json', 'missing.txt'], remote);
+  const ls = await t.exec(`find . -type f | sort`, { cwd: remote });
+  expect(ls.stdout.split('\n').filter(Boolean)).toEqual(['./a\'b c$d+e.txt', './out1.json', './out2.json', './sub dir/deeper/x"y.txt']);
+
+  const back = path.join(work, `back-${tag}`);
+  const pwned = path.join(s.dir, 'pwned');
+  await t.download(remote, [hostile, 'sub dir', 'out*.json', 'missing.txt', 'nomatch*', `$(touch ${pwned})*`], back);
+  expect(fs.readFileSync(path.join(back, hostile), 'utf8')).toBe('hostile\n');
+  expect(fs.readFileSync(path.join(back, 'sub dir', 'deeper', 'x"y.txt'), 'utf8')).toBe('nested\n');
+  expect(fs.readFileSync(path.join(back, 'out2.json'), 'utf8')).toBe('2');
+  expect(fs.readdirSync(back).sort()).toEqual([hostile, 'out1.json', 'out2.json', 'sub dir']);
+  expect(fs.existsSync(pwned)).toBe(false);
+
+  // Nothing to fetch, or no such remote dir: no error, nothing written.
+  const none = path.join(work, `none-${tag}`);
+  await t.download(remote, ['missing.txt'], none);
+  await t.download(path.join(s.dir, 'no such dir'), ['*'], none);
+  expect(fs.readdirSync(none)).toEqual([]);
+}
