@@ -43,7 +43,7 @@ execd_pidfile() {
 # qconf prints its "added"/"modified" notes on stderr; keep them quiet unless it fails.
 qconf_quiet() {
   local out
-  out="$(qconf "$@" 2>&1)" || die "qconf $* failed: $out"
+  out="$(timeout 30 qconf "$@" 2>&1)" || die "qconf $* failed: $out"
 }
 stop_pid() { # stop_pid FILE NAME
   local pid
@@ -101,23 +101,25 @@ else
   sge_qmaster || die "sge_qmaster failed to start; see $SPOOL/qmaster/messages"
 fi
 ok=0
-for _ in $(seq 1 $((WAIT_SECONDS * 5))); do
-  if qconf -sh >/dev/null 2>&1; then ok=1; break; fi
+start=$SECONDS
+while [ $((SECONDS - start)) -lt "$WAIT_SECONDS" ]; do
+  if timeout 10 qconf -sh >/dev/null 2>&1; then ok=1; break; fi
+  if [ $((SECONDS - start)) -ge 3 ] && ! pid_alive "$QMASTER_PID" sge_qmaster; then break; fi
   sleep 0.2
 done
-[ "$ok" -eq 1 ] || die "qmaster does not answer 'qconf -sh' after ${WAIT_SECONDS}s:
-$(qconf -sh 2>&1 | head -n 3)
+[ "$ok" -eq 1 ] || die "qmaster does not answer 'qconf -sh' ($(pid_alive "$QMASTER_PID" sge_qmaster && echo "after ${WAIT_SECONDS}s" || echo "sge_qmaster died")):
+$(timeout 10 qconf -sh 2>&1 | head -n 3)
 $(tail -n 5 "$SPOOL/qmaster/messages" 2>/dev/null)"
 
 # ---------------------------------------------------------------- configuration
 restart_execd=0
-qconf -ss 2>/dev/null | grep -qx "$HOST" || { say "adding submit host $HOST"; qconf_quiet -as "$HOST"; }
+timeout 30 qconf -ss 2>/dev/null | grep -qx "$HOST" || { say "adding submit host $HOST"; qconf_quiet -as "$HOST"; }
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 # Global configuration: let root (uid/gid 0) run jobs; report load every 5 s; write the accounting
 # file (read by qacct) every second instead of every 15 s.
-qconf -sconf global >"$tmp/global.old"
+timeout 30 qconf -sconf global >"$tmp/global.old"
 sed -e 's/^min_uid .*/min_uid                      0/' \
     -e 's/^min_gid .*/min_gid                      0/' \
     -e 's/^load_report_time .*/load_report_time             00:00:05/' \
@@ -129,7 +131,7 @@ if ! cmp -s "$tmp/global.old" "$tmp/global"; then
   restart_execd=1
 fi
 # Scheduler: run every second and right after submissions / job ends.
-qconf -ssconf >"$tmp/sconf.old"
+timeout 30 qconf -ssconf >"$tmp/sconf.old"
 sed -e 's/^schedule_interval .*/schedule_interval                 0:0:1/' \
     -e 's/^flush_submit_sec .*/flush_submit_sec                  1/' \
     -e 's/^flush_finish_sec .*/flush_finish_sec                  1/' \
@@ -139,7 +141,7 @@ if ! cmp -s "$tmp/sconf.old" "$tmp/sconf"; then
   qconf_quiet -Msconf "$tmp/sconf"
 fi
 # Parallel environment 'smp': all slots of a job on one host (qsub -pe smp N).
-if ! qconf -spl 2>/dev/null | grep -qx smp; then
+if ! timeout 30 qconf -spl 2>/dev/null | grep -qx smp; then
   say "adding parallel environment smp"
   cat >"$tmp/smp" <<EOF
 pe_name            smp
@@ -158,7 +160,7 @@ EOF
   qconf_quiet -Ap "$tmp/smp"
 fi
 # Queue all.q on this host.
-if ! qconf -sql 2>/dev/null | grep -qx all.q; then
+if ! timeout 30 qconf -sql 2>/dev/null | grep -qx all.q; then
   say "adding queue all.q ($NCPU slots on $HOST)"
   {
     printf 'qname all.q\nhostlist %s\nseq_no 0\nload_thresholds NONE\nsuspend_thresholds NONE\n' "$HOST"
@@ -174,7 +176,7 @@ if ! qconf -sql 2>/dev/null | grep -qx all.q; then
   } >"$tmp/all.q"
   qconf_quiet -Aq "$tmp/all.q"
 fi
-if ! qconf -sq all.q | grep -E '^pe_list' | grep -qw smp; then
+if ! timeout 30 qconf -sq all.q | grep -E '^pe_list' | grep -qw smp; then
   say "adding smp to the pe_list of all.q"
   qconf_quiet -aattr queue pe_list smp all.q
 fi
@@ -192,16 +194,27 @@ if ! execd_pidfile >/dev/null; then
   sge_execd || die "sge_execd failed to start; see $SPOOL/execd/*/messages"
 fi
 
-# The queue instance is usable once the execd has reported (no 'u' state).
+# The queue instance is usable once the execd has reported ('u' state gone). An error state (E,
+# left by a job that died with a previous execd) or a disabled queue (d) is cleared.
 state="?"
-for _ in $(seq 1 $((WAIT_SECONDS * 2))); do
-  line="$(qstat -f -q "all.q@$HOST" 2>/dev/null | grep "^all.q@" || true)"
+line=""
+cleared=0
+start=$SECONDS
+while [ $((SECONDS - start)) -lt "$WAIT_SECONDS" ]; do
+  line="$(timeout 10 qstat -f -q "all.q@$HOST" 2>/dev/null | grep "^all.q@" || true)"
   if [ -n "$line" ]; then
     state="$(awk '{print $6}' <<<"$line")"
     [ -z "$state" ] && break
+    if [ "$cleared" -eq 0 ] && [[ "$state" == *[EdD]* ]]; then
+      say "queue all.q@$HOST is in state '$state'; clearing and enabling it"
+      timeout 10 qmod -c "all.q@$HOST" >/dev/null 2>&1 || true
+      timeout 10 qmod -e "all.q@$HOST" >/dev/null 2>&1 || true
+      cleared=1
+    fi
   fi
+  if [ $((SECONDS - start)) -ge 5 ] && ! execd_pidfile >/dev/null; then die "sge_execd died; see $SPOOL/execd/*/messages"; fi
   sleep 0.5
 done
 [ -n "$line" ] && [ -z "$state" ] || die "queue all.q@$HOST is not ready after ${WAIT_SECONDS}s (state '${state}'):
-$(qstat -f 2>&1 | head -n 10)"
+$(timeout 10 qstat -f 2>&1 | head -n 10)"
 say "SGE is up: all.q@$HOST with $NCPU slots; use SGE_ROOT=$SGE_ROOT SGE_CELL=$SGE_CELL"

@@ -126,6 +126,21 @@ stop_pidfile() {
   rm -f "$file"
 }
 
+# wait_until SECONDS PIDFILE NAME SHELL-COMMAND: retry the command (each try cut off after 10 s)
+# until it succeeds. Returns 1 on timeout, and 2 at once when the daemon NAME in PIDFILE has died
+# (checked after a 3-second grace for it to write its pid file).
+wait_until() {
+  local secs="$1" pidfile="$2" name="$3" cmd="$4" start=$SECONDS
+  while :; do
+    if timeout 10 bash -c "$cmd" >/dev/null 2>&1; then return 0; fi
+    if [ -n "$pidfile" ] && [ $((SECONDS - start)) -ge 3 ] && ! pid_alive "$pidfile" "$name"; then return 2; fi
+    [ $((SECONDS - start)) -lt "$secs" ] || return 1
+    sleep 0.2
+  done
+}
+# why_failed RC DAEMON: the words for a wait_until failure.
+why_failed() { if [ "$1" -eq 2 ]; then printf '%s died' "$2"; else printf 'no answer from %s after %ss' "$2" "$WAIT_SECONDS"; fi; }
+
 # Install $2 (a temp file) as $1 with mode $3 unless identical; returns 0 when it changed.
 install_if_changed() {
   local dest="$1" src="$2" mode="$3"
@@ -160,12 +175,9 @@ else
   say "starting munged as user munge"
   rm -f /run/munge/munged.pid
   runuser -u munge -- munged || die "munged failed to start; see /var/log/munge/munged.log"
-  for _ in $(seq 1 50); do
-    if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then break; fi
-    sleep 0.1
-  done
-  munge -n 2>/dev/null | unmunge >/dev/null 2>&1 \
-    || die "munged started but 'munge -n | unmunge' fails; see /var/log/munge/munged.log"
+  rc=0; wait_until "$WAIT_SECONDS" /run/munge/munged.pid munged 'munge -n | unmunge' || rc=$?
+  [ "$rc" -eq 0 ] || die "'munge -n | unmunge' fails: $(why_failed "$rc" munged); last log lines:
+$(tail -n 10 /var/log/munge/munged.log 2>/dev/null)"
 fi
 
 # ---------------------------------------------------------------- config files
@@ -245,8 +257,17 @@ ConstrainRAMSpace=yes
 ConstrainSwapSpace=yes
 AllowedSwapSpace=0
 EOF
-  if install_if_changed "$CONF_DIR/cgroup.conf" "$TMP_DIR/cgroup.conf" 0644; then restart=1; fi
+else
+  # slurmd initialises a cgroup plugin even with task/none; on a cgroup v2 host without systemd
+  # (a container, a chroot) cgroup/v2 would otherwise ask systemd over D-Bus for a scope and fail.
+  cat >"$TMP_DIR/cgroup.conf" <<EOF
+# Written by xpr scripts/test-cluster/start-slurm.sh: no memory enforcement through cgroups.
+CgroupPlugin=autodetect
+IgnoreSystemd=yes
+IgnoreSystemdOnFailure=yes
+EOF
 fi
+if install_if_changed "$CONF_DIR/cgroup.conf" "$TMP_DIR/cgroup.conf" 0644; then restart=1; fi
 
 if [ "$ACCOUNTING" = slurmdbd ]; then
   cat >"$TMP_DIR/slurmdbd.conf" <<EOF
@@ -286,14 +307,11 @@ if [ "$ACCOUNTING" = slurmdbd ]; then
     say "starting mariadbd (unix socket only)"
     setsid mariadbd --user=mysql --skip-networking --pid-file="$MYSQL_PID" \
       </dev/null >>"$MYSQL_LOG" 2>&1 &
-    for _ in $(seq 1 $((WAIT_SECONDS * 10))); do
-      if mariadb-admin ping >/dev/null 2>&1; then break; fi
-      sleep 0.1
-    done
-    mariadb-admin ping >/dev/null 2>&1 || die "mariadbd did not come up; last log lines:
+    rc=0; wait_until "$WAIT_SECONDS" "$MYSQL_PID" mariadbd 'mariadb-admin ping' || rc=$?
+    [ "$rc" -eq 0 ] || die "mariadbd did not come up: $(why_failed "$rc" mariadbd); last log lines:
 $(tail -n 20 "$MYSQL_LOG" 2>/dev/null)"
   fi
-  mariadb -e "CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
+  timeout 30 mariadb -e "CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
 ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
 GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" \
     || die "could not create the MariaDB user 'slurm' for slurmdbd"
@@ -305,16 +323,12 @@ GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" \
     slurmdbd || die "slurmdbd failed to start; last log lines:
 $(tail -n 20 "$LOG_DIR/slurmdbd.log" 2>/dev/null)"
   fi
-  ok=0
-  for _ in $(seq 1 $((WAIT_SECONDS * 5))); do
-    if sacctmgr -n -P list cluster format=cluster >/dev/null 2>&1; then ok=1; break; fi
-    sleep 0.2
-  done
-  [ "$ok" -eq 1 ] || die "slurmdbd does not answer sacctmgr after ${WAIT_SECONDS}s; last log lines:
+  rc=0; wait_until "$WAIT_SECONDS" "$DBD_PID" slurmdbd 'sacctmgr -n -P list cluster format=cluster' || rc=$?
+  [ "$rc" -eq 0 ] || die "slurmdbd does not answer sacctmgr: $(why_failed "$rc" slurmdbd); last log lines:
 $(tail -n 20 "$LOG_DIR/slurmdbd.log" 2>/dev/null)"
-  if ! sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
+  if ! timeout 30 sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
     say "registering cluster $CLUSTER with slurmdbd"
-    sacctmgr -i add cluster "$CLUSTER" >/dev/null
+    timeout 30 sacctmgr -i add cluster "$CLUSTER" >/dev/null || die "sacctmgr add cluster $CLUSTER failed"
   fi
 elif pid_alive "$DBD_PID" slurmdbd; then
   say "accounting is off; stopping slurmdbd"
@@ -330,12 +344,8 @@ else
 $(tail -n 20 "$LOG_DIR/slurmctld.log" 2>/dev/null)"
 fi
 
-ok=0
-for _ in $(seq 1 $((WAIT_SECONDS * 5))); do
-  if scontrol ping 2>/dev/null | grep -q 'is UP'; then ok=1; break; fi
-  sleep 0.2
-done
-[ "$ok" -eq 1 ] || die "slurmctld does not answer 'scontrol ping' after ${WAIT_SECONDS}s; last log lines:
+rc=0; wait_until "$WAIT_SECONDS" "$CTLD_PID" slurmctld "scontrol ping | grep -q 'is UP'" || rc=$?
+[ "$rc" -eq 0 ] || die "slurmctld does not answer 'scontrol ping': $(why_failed "$rc" slurmctld); last log lines:
 $(tail -n 20 "$LOG_DIR/slurmctld.log" 2>/dev/null)"
 
 if pid_alive "$SLURMD_PID" slurmd; then
@@ -351,13 +361,17 @@ state=""
 resumed=0
 deadline=$((SECONDS + WAIT_SECONDS))
 while [ "$SECONDS" -lt "$deadline" ]; do
-  state="$(sinfo -h -N -n "$HOST" -o '%T' 2>/dev/null | head -n 1 || true)"
+  state="$(timeout 10 sinfo -h -N -n "$HOST" -o '%T' 2>/dev/null | head -n 1 || true)"
+  if [ $((SECONDS + WAIT_SECONDS - deadline)) -ge 3 ] && ! pid_alive "$SLURMD_PID" slurmd; then
+    die "slurmd died; last log lines:
+$(tail -n 15 "$LOG_DIR/slurmd.log" 2>/dev/null)"
+  fi
   case "$state" in
     idle|mixed|allocated|completing) break ;;
     down*|drain*|fail*)
       if [ "$resumed" -eq 0 ]; then
         say "node $HOST is '$state'; resuming it"
-        scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true
+        timeout 10 scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true
         resumed=1
       fi
       ;;
@@ -366,14 +380,14 @@ while [ "$SECONDS" -lt "$deadline" ]; do
 done
 case "$state" in
   idle|mixed|allocated|completing)
-    say "SLURM is up: node $HOST ($NCPU CPUs) is $state; partitions: $(sinfo -h -o '%P' | tr '\n' ' ')accounting: $ACCOUNTING; memory limits: $CGROUP"
+    say "SLURM is up: node $HOST ($NCPU CPUs) is $state; partitions: $(timeout 10 sinfo -h -o '%P' | tr '\n' ' ')accounting: $ACCOUNTING; memory limits: $CGROUP"
     ;;
   *)
     die "node $HOST is '${state:-unknown}' after ${WAIT_SECONDS}s (wanted idle).
 sinfo -N -l:
-$(sinfo -N -l 2>&1)
+$(timeout 10 sinfo -N -l 2>&1)
 scontrol show node:
-$(scontrol show node "$HOST" 2>&1 | grep -E 'State|Reason')
+$(timeout 10 scontrol show node "$HOST" 2>&1 | grep -E 'State|Reason')
 last slurmd log lines:
 $(tail -n 15 "$LOG_DIR/slurmd.log" 2>/dev/null)"
     ;;

@@ -53,7 +53,7 @@ function filePath(file: string): string | undefined {
  * of `numInputsPerSubprocess`, locally or as jobs, and returns the outputs as a ConfigSet.
  * `defaults` are the autopara options for every call (a call's own options win), plus `name`.
  */
-export function autoparallelize<I = any, R = any, K extends object = Record<string, any>>( // eslint-disable-line @typescript-eslint/no-explicit-any
+export function autoparallelize<I = unknown, R = unknown, K extends object = Record<string, unknown>>(
   op: Operation<I, R, K>, defaults: AutoparaDefaults = {},
 ): AutoparaWrapper<I, R, K> {
   if (typeof op !== 'function') throw new XprError(`autoparallelize: expected a function, got ${typeof op}`);

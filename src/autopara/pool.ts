@@ -2,8 +2,9 @@
 // op. Processes rather than worker threads because that is what WFL_NUM_PYTHON_SUBPROCESSES means to
 // wfl users, and because a crash (a native addon's segfault, process.exit, out of memory) then takes
 // down one worker, not the script: its chunk fails with an error that says so, the worker is replaced,
-// and a broken worker is never given more work (BullMQ child-pool's rule). Each worker has up to two
-// chunks in flight so it never idles waiting for the next message; it runs them one at a time.
+// and a broken worker is never given more work (BullMQ child-pool's rule). Each worker has a few
+// chunks in flight so it never idles waiting for the next message; it runs them one at a time, and
+// when it crashes only the one it was running fails (the others go to the remaining workers).
 // Pure (node builtins and xpr's pure modules): the job runner bundles it for remote chunks.
 import { fork, type ChildProcess } from 'node:child_process';
 import { XprError } from '../errors.js';
@@ -47,7 +48,7 @@ export class WorkerCrashedError extends XprError {
   }
 }
 
-const IN_FLIGHT_PER_WORKER = 2;
+const IN_FLIGHT_PER_WORKER = 4;
 const STDERR_TAIL_BYTES = 4000;
 const CLOSE_GRACE_MS = 5000;
 
@@ -66,6 +67,26 @@ interface Worker {
   stderrTail: string;
 }
 
+/** Options that start something else than a module (or a debugger): a worker must not inherit them. */
+const DROP_WITH_VALUE = new Set(['-e', '--eval', '-p', '--print', '-pe']);
+const DROP = /^(?:--(?:inspect|debug)|--(?:eval|print)=|-i$|--interactive$|--test|--watch|--check$|-c$)/;
+
+/**
+ * Node options for the workers: this process's (so loaders like `--import tsx` still apply), minus
+ * code given on the command line (`node -e`, which would run again in every worker), debuggers,
+ * the test runner and watch mode.
+ */
+export function workerExecArgv(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (DROP_WITH_VALUE.has(a)) { i++; continue; }
+    if (DROP.test(a)) continue;
+    out.push(a);
+  }
+  return out;
+}
+
 export class WorkerPool {
   private readonly workers = new Set<Worker>();
   private readonly queue: Task[] = [];
@@ -78,7 +99,7 @@ export class WorkerPool {
     this.opts = {
       ...options,
       kwargs: options.kwargs ?? {},
-      execArgv: options.execArgv ?? process.execArgv.filter((a) => !/^--(inspect|debug)/.test(a)),
+      execArgv: options.execArgv ?? workerExecArgv(process.execArgv),
     };
   }
 

@@ -126,12 +126,16 @@ export async function runRemote(run: RemoteRun): Promise<ConfigSet<unknown> | un
   if (project && info.resubmit_killed_jobs && reattached > 0) {
     // Jobs that died while nobody watched are still "submitted" in the database: look once, for all.
     await refreshJobs(project, jobs.filter((j) => j.reattached).map((j) => j.reload()));
+    const replaced = new Map<string, Job>();
     for (let i = 0; i < jobs.length; i++) {
       const job = jobs[i]!;
+      const again = replaced.get(job.id);
+      if (again) { jobs[i] = again; continue; } // an identical chunk shares the job
       if (job.reload().status !== 'died') continue;
       say(`xpr ${run.name}: job ${job.id} died${job.info.remoteReason ? ` (${job.info.remoteReason})` : ''}; wiping it and submitting again`);
       await job.clean({ wipe: true });
       jobs[i] = await Job.create(jobOptions(i));
+      replaced.set(job.id, jobs[i]!);
     }
   }
 

@@ -87,6 +87,9 @@ export function renderScript(input: ScriptInput): string {
     ...input.partitionHeader.map((l) => fillHeaderLine(l, values, `partition ${node.partitionKey} header`)),
     ...input.headerExtra.map((l) => fillHeaderLine(l, values, 'header_extra')),
   ];
+  // Job dirs are relative to the submit dir, where most schedulers start the job; PBS does not.
+  const enter = scheduler.submitDirExpr === undefined ? ''
+    : `cd -- "${scheduler.submitDirExpr}" || { echo "xpr: cannot enter the submit dir ${scheduler.submitDirExpr}" >&2; exit 97; }\n`;
   const select = isArray
     ? `job_dirs=(\n${input.jobDirs.map((d) => `  ${shQuote(d)}`).join('\n')}\n)\njob_dir="\${job_dirs[${scheduler.arrayIndexExpr}]}"`
     : `job_dir=${shQuote(input.jobDirs[0]!)}`;
@@ -94,7 +97,7 @@ export function renderScript(input: ScriptInput): string {
     shell: input.shell,
     header: header.join('\n'),
     version: XPR_VERSION,
-    select_job_dir: `# submitted from the system's run dir\n${select}`,
+    select_job_dir: `# submitted from the system's run dir\n${enter}${select}`,
     num_nodes: values.num_nodes!,
     num_cores: values.num_cores!,
     num_cores_per_node: values.num_cores_per_node!,

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runChunksInPool, WorkerCrashedError, WorkerPool } from '../../src/autopara/pool.js';
+import { runChunksInPool, workerExecArgv, WorkerCrashedError, WorkerPool } from '../../src/autopara/pool.js';
 import { autoparallelize } from '../../src/autopara/autoparallelize.js';
 import { ConfigSet } from '../../src/configset/configset.js';
 import { OutputSpec } from '../../src/configset/outputspec.js';
@@ -75,6 +75,11 @@ describe('WorkerPool', () => {
   it('refuses an op that returns the wrong number of results', async () => {
     pool = await WorkerPool.start({ size: 1, target: target('wrongLength'), workerScript });
     await expect(pool.run([1, 2, 3])).rejects.toThrow('the op returned 2 result(s) for 3 item(s)');
+  });
+
+  it('gives workers this process\'s loaders but not `node -e` code, debuggers or the test runner', () => {
+    expect(workerExecArgv(['--import', 'tsx', '-e', 'boom()', '--inspect=9229', '--enable-source-maps', '--eval=x', '--test', '-p', 'y']))
+      .toEqual(['--import', 'tsx', '--enable-source-maps']);
   });
 
   it('does not start with a worker that cannot import the op', async () => {

@@ -156,10 +156,25 @@ function descendants(root: number): number[] {
   return out;
 }
 
+/** Pids whose command line mentions `needle` (this sshd's config path: its own processes). */
+function processesMentioning(needle: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(needle)) out.push(Number(name));
+    } catch {
+      // process went away
+    }
+  }
+  return out;
+}
+
+/** True while `pid` runs (a zombie waiting to be reaped counts as gone). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
@@ -280,6 +295,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
       await gone;
       clearTimeout(t);
     }
+    // Plus any connection child forked just before the listener died: until it re-executes and
+    // renames itself it still carries the config path on its command line.
+    for (const p of processesMentioning(sshdConfig)) if (!sessions.includes(p)) sessions.push(p);
     for (const s of sessions) {
       try {
         process.kill(s, 'SIGTERM');
