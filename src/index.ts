@@ -13,6 +13,6 @@ export type { Transport, ExecResult } from './transport/types.js';
 export {
   ConfigError, JobDiedError, JobTimeoutError, RemoteError, UnreachableError, XprError, type ConfigIssue,
 } from './errors.js';
-// autoparallelize layer and its inputs/outputs (added by the autoparallelize helper; the lead may reshape).
+// autoparallelize, RemoteInfo and the ConfigSet / OutputSpec they read and write.
 export * from './configset/index.js';
 export * from './autopara/index.js';
