@@ -3,6 +3,7 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/util/paths.js';
 import { printFigures, type Figure } from './measure.js';
 import { benchStage } from './stage.js';
+import { benchLs } from './ls.js';
 import { benchStore } from './store.js';
 
 const figures: Figure[] = [];
@@ -12,6 +13,7 @@ const section = async (what: string, run: () => Promise<Figure[]>) => {
 };
 
 await section('job store', benchStore);
+await section('xpr ls', benchLs);
 await section('hashing and staging', () => benchStage(path.join(PACKAGE_ROOT, 'bench', 'ops.js')));
 console.log('');
 printFigures(figures);

@@ -2,11 +2,13 @@
 // filters of ExPyRe's CLI, opening a system with an "unreachable" error when its transport fails, and
 // asking before destroying things.
 import fs from 'node:fs';
-import { getSystem } from '../config/load.js';
+import type { ProjectPaths } from '../config/discover.js';
+import { getSystem, loadConfig } from '../config/load.js';
+import type { XprConfig } from '../config/schema.js';
 import { UnreachableError, XprError } from '../errors.js';
-import { Project } from '../job/project.js';
+import type { Project } from '../job/project.js';
 import type { System } from '../job/system.js';
-import type { JobFilter, JobStore } from '../store/jobstore.js';
+import { JobStore, type JobFilter } from '../store/jobstore.js';
 import { expandStatuses, type JobStatus } from '../store/status.js';
 import { UsageError } from './exit.js';
 
@@ -86,21 +88,26 @@ export function requireSelection(sel: Selection, command: string): void {
 }
 
 /** System names a -S regexp can match: configured ones and those recorded on jobs. */
-export function knownSystems(project: Project, store: JobStore | undefined): string[] {
+export function knownSystems(project: Pick<Project, 'config'>, store: JobStore | undefined): string[] {
   return [...new Set([...Object.keys(project.config.systems), ...(store?.systems() ?? [])])];
 }
 
-export function openProject(ctx: CommandContext): Project {
-  return Project.open({
+function projectOptions(ctx: CommandContext) {
+  return {
     ...(ctx.cwd !== undefined ? { cwd: ctx.cwd } : {}),
     ...(ctx.env !== undefined ? { env: ctx.env } : {}),
     ...(ctx.dbFile !== undefined ? { dbFile: ctx.dbFile } : {}),
-  });
+  };
 }
 
-/** Run `fn` with the project open, and close it (its connections and database) afterwards. */
+/**
+ * Run `fn` with the project open, and close it (its connections and database) afterwards. The job
+ * engine (schedulers, transports, SSH) is loaded here, on demand: commands that only read the
+ * database use `withView` and start faster.
+ */
 export async function withProject<T>(ctx: CommandContext, fn: (project: Project) => Promise<T> | T): Promise<T> {
-  const project = openProject(ctx);
+  const { Project } = await import('../job/project.js');
+  const project = Project.open(projectOptions(ctx));
   try {
     return await fn(project);
   } finally {
@@ -108,8 +115,36 @@ export async function withProject<T>(ctx: CommandContext, fn: (project: Project)
   }
 }
 
+/** A project's config and job database, without its systems: what read-only commands need. */
+export interface ProjectView {
+  config: XprConfig;
+  paths: ProjectPaths;
+  origins: Map<string, string>;
+  /** The job database, opened on first use (and created if missing: check `hasDatabase` first). */
+  readonly store: JobStore;
+}
+
+/** Run `fn` with the project's config and database (as Project.open finds them), closing the database after. */
+export async function withView<T>(ctx: CommandContext, fn: (view: ProjectView) => Promise<T> | T): Promise<T> {
+  const { config, paths, origins } = loadConfig(projectOptions(ctx));
+  let store: JobStore | undefined;
+  const view: ProjectView = {
+    config, origins,
+    paths: ctx.dbFile ? { ...paths, dbPath: ctx.dbFile } : paths,
+    get store() {
+      store ??= JobStore.open(view.paths.dbPath);
+      return store;
+    },
+  };
+  try {
+    return await fn(view);
+  } finally {
+    store?.close();
+  }
+}
+
 /** Whether the job database exists; read-only commands do not create one. */
-export function hasDatabase(project: Project): boolean {
+export function hasDatabase(project: Pick<ProjectView, 'paths'>): boolean {
   return fs.existsSync(project.paths.dbPath);
 }
 

@@ -50,26 +50,38 @@ export interface Column {
   colour?: (text: string) => Colour | undefined;
 }
 
-/**
- * Columns padded to their widest cell, two spaces apart, no trailing spaces. Colour goes on after
- * padding so escape codes never count towards a width.
- */
+/** A column that computes its cells from the items of a table. */
+export interface ItemColumn<T> extends Column {
+  cell: (item: T) => string;
+}
+
+/** Rows of strings as a table: columns padded to their widest cell, two spaces apart. */
 export function table(columns: readonly Column[], rows: readonly (readonly string[])[], fmt: Pick<FormatOptions, 'color'>): string {
+  return itemTable(columns.map((c, i) => ({ ...c, cell: (row: readonly string[]) => row[i] ?? '' })), rows, fmt);
+}
+
+/**
+ * Items as a table, no trailing spaces; colour goes on after padding so escape codes never count
+ * towards a width. Cells are computed twice (widths, then lines) rather than kept: over 100,000 jobs
+ * keeping them alive costs more in garbage collection than computing them again.
+ */
+export function itemTable<T>(columns: readonly ItemColumn<T>[], items: readonly T[], fmt: Pick<FormatOptions, 'color'>): string {
   const widths = columns.map((c) => c.header.length);
-  for (const row of rows) {
-    for (let i = 0; i < row.length; i++) {
-      const n = row[i]!.length;
-      if (n > widths[i]!) widths[i] = n;
+  const n = columns.length;
+  for (const item of items) {
+    for (let i = 0; i < n; i++) {
+      const w = columns[i]!.cell(item).length;
+      if (w > widths[i]!) widths[i] = w;
     }
   }
-  const last = columns.length - 1;
-  const line = (cells: readonly string[], header: boolean): string => {
+  const last = n - 1;
+  const line = (cell: (i: number) => string, header: boolean): string => {
     let out = '';
     for (let i = 0; i <= last; i++) {
       const col = columns[i]!;
-      const text = cells[i] ?? '';
+      const text = cell(i);
       const pad = widths[i]! - text.length;
-      const colour = header ? (fmt.color ? 'bold' : undefined) : col.colour?.(text);
+      const colour = header ? 'bold' : fmt.color ? col.colour?.(text) : undefined;
       const shown = colour && fmt.color ? paint(text, colour, fmt) : text;
       if (col.right) out += ' '.repeat(pad) + shown;
       else out += i === last ? shown : shown + ' '.repeat(pad);
@@ -77,10 +89,19 @@ export function table(columns: readonly Column[], rows: readonly (readonly strin
     }
     return out;
   };
-  const lines = new Array<string>(rows.length + 1);
-  lines[0] = line(columns.map((c) => c.header), true);
-  for (let r = 0; r < rows.length; r++) lines[r + 1] = line(rows[r]!, false);
-  return lines.join('\n');
+  // Lines are joined in chunks so that only the chunks, not 100,000 line strings, stay alive.
+  const chunks: string[] = [line((i) => columns[i]!.header, true)];
+  const CHUNK = 1024;
+  let lines: string[] = [];
+  for (const item of items) {
+    lines.push(line((i) => columns[i]!.cell(item), false));
+    if (lines.length === CHUNK) {
+      chunks.push(lines.join('\n'));
+      lines = [];
+    }
+  }
+  if (lines.length) chunks.push(lines.join('\n'));
+  return chunks.join('\n');
 }
 
 const two = (n: number): string => (n < 10 ? `0${n}` : String(n));
@@ -91,6 +112,33 @@ export function formatTime(seconds: number, fmt: Pick<FormatOptions, 'utc'>): st
   return fmt.utc
     ? `${d.getUTCFullYear()}-${two(d.getUTCMonth() + 1)}-${two(d.getUTCDate())} ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}`
     : `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+/**
+ * The local zone's offset from UTC (seconds) as steps — one per change (daylight saving, rule
+ * changes) — from 2000 to next year, so that times can be shifted to local time outside JavaScript
+ * (see JobStore.listText) and read as `formatTime` shows them. Sampled weekly, each change then
+ * found to the second.
+ */
+export function localOffsetSteps(fromYear = 2000, toYear = new Date().getFullYear() + 1): { from: number; offset: number }[] {
+  const offset = (sec: number) => -new Date(sec * 1000).getTimezoneOffset() * 60;
+  const WEEK = 7 * 86400;
+  let t = Date.UTC(fromYear, 0, 1) / 1000;
+  const end = Date.UTC(toYear + 1, 0, 1) / 1000;
+  const steps = [{ from: t, offset: offset(t) }];
+  for (; t < end; t += WEEK) {
+    const current = steps.at(-1)!.offset;
+    if (offset(t + WEEK) === current) continue;
+    let lo = t;
+    let hi = t + WEEK;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (offset(mid) === current) lo = mid;
+      else hi = mid;
+    }
+    steps.push({ from: hi, offset: offset(hi) });
+  }
+  return steps;
 }
 
 /** ISO 8601 in UTC, for JSON output. */

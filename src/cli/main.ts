@@ -13,7 +13,7 @@ import { useColor, type FormatOptions } from './format.js';
 /** Where the command reads and writes; the real process by default, streams in tests. */
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; rows?: number };
-  stderr: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
   stdin: NodeJS.ReadableStream;
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -84,6 +84,10 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     if (problems) exitCode = exitCodeOfProblems(problems);
   };
   const confirm: Confirm = (question) => ask(io, question);
+  /** Progress lines, on a terminal only: each replaces the last, and `done` clears it. */
+  const progress = io.stderr.isTTY
+    ? { show: (msg: string) => { io.stderr.write(`\r\x1b[K${msg}`); }, done: () => { io.stderr.write('\r\x1b[K'); } }
+    : undefined;
 
   const cmd = (name: string, alias?: string): Command => {
     const c = program.command(name);
@@ -97,7 +101,12 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     .addHelpText('after', '\nExample:\n  xpr ls -s ongoing -n \'fit_.*\'')
     .action(async (opts: SelectOptions & { long: boolean }, c: Command) => {
       const m = await import('./commands/ls.js');
-      emit(c, await m.ls({ ...context(c), ...filters(opts), long: opts.long }), m.renderLs, m.lsJson);
+      const lsOpts = { ...context(c), ...filters(opts), long: opts.long };
+      // Plain text comes straight from the database (fast over 100,000 jobs); colour and JSON from the data.
+      const text = globals(c).json ? undefined : await m.lsText(lsOpts, format(c));
+      if (text !== undefined) io.stdout.write(`${text}\n`);
+      // JSON always carries every field.
+      else emit(c, await m.ls({ ...lsOpts, long: opts.long || globals(c).json === true }), m.renderLs, m.lsJson);
     });
 
   addFilters(cmd('rm'))
@@ -116,7 +125,13 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     .addHelpText('after', '\nExample:\n  xpr sync -S cluster')
     .action(async (opts: SelectOptions, c: Command) => {
       const m = await import('./commands/sync.js');
-      emit(c, await m.sync({ ...context(c), ...filters(opts) }), m.renderSync);
+      let result;
+      try {
+        result = await m.sync({ ...context(c), ...filters(opts), ...(progress ? { onProgress: progress.show } : {}) });
+      } finally {
+        progress?.done();
+      }
+      emit(c, result, m.renderSync);
     });
 
   addFilters(cmd('reset_status', 'reset-status'))

@@ -79,6 +79,68 @@ const SCALAR_COLUMNS: Record<ScalarField, keyof Row> = {
   remoteReason: 'remote_reason', submitIntent: 'submit_intent', createdAt: 'created_at', updatedAt: 'updated_at',
 };
 
+/**
+ * A column of `listText`: a field ('-' when null), shaped as listings show it. `join` appends a second
+ * field (`remoteId@system`), `paren` a field in parentheses when set (`timeout(TIMEOUT)`), `shortId`
+ * cuts an id after its name and that many more characters with '...' (ExPyRe's short ids), and
+ * `timeOffset` shows a time field as `YYYY-MM-DD HH:MM:SS`, shifted by that many seconds (a zone's
+ * offset), or by the offset of the latest step whose `from` (seconds since the epoch) it is not before.
+ */
+export interface TextColumn {
+  field: ScalarField;
+  join?: { with: string; field: ScalarField };
+  paren?: ScalarField;
+  shortId?: number;
+  timeOffset?: number | readonly { from: number; offset: number }[];
+}
+
+/**
+ * Cells of listText other than times: an SQL expression over a row, and an expression for its length
+ * that builds no string (the widths are found over every row first).
+ */
+function textCell(c: TextColumn): { expr: string; params: unknown[]; length: string; lengthParams: unknown[] } {
+  const col = SCALAR_COLUMNS[c.field];
+  const orDash = (x: string) => `ifnull(length(${x}), 1)`;
+  if (c.shortId !== undefined) {
+    return {
+      expr: `CASE WHEN length(${col}) > length(name) + ? THEN substr(${col}, 1, length(name) + ?) || '...' ELSE ${col} END`,
+      params: [c.shortId + 3, c.shortId],
+      length: `min(length(${col}), length(name) + ?)`,
+      lengthParams: [c.shortId + 3],
+    };
+  }
+  if (c.join) {
+    const other = SCALAR_COLUMNS[c.join.field];
+    return {
+      expr: `ifnull(${col}, '-') || ? || ifnull(${other}, '-')`, params: [c.join.with],
+      length: `${orDash(col)} + ? + ${orDash(other)}`, lengthParams: [c.join.with.length],
+    };
+  }
+  if (c.paren) {
+    const p = SCALAR_COLUMNS[c.paren];
+    return {
+      expr: `CASE WHEN ${col} IS NULL THEN '-' ELSE ${col} || ifnull('(' || ${p} || ')', '') END`, params: [],
+      length: `CASE WHEN ${col} IS NULL THEN 1 ELSE length(${col}) + ifnull(length(${p}) + 2, 0) END`, lengthParams: [],
+    };
+  }
+  return { expr: `ifnull(${col}, '-')`, params: [], length: orDash(col), lengthParams: [] };
+}
+
+/** `YYYY-MM-DD HH:MM:SS` (SQLite's datetime()) is always this long. */
+const TIME_WIDTH = 19;
+
+/** A time cell: whole seconds shifted by the offset in force then (only the steps within `span` are tested). */
+function timeCell(col: string, timeOffset: NonNullable<TextColumn['timeOffset']>, span: { min: number; max: number }): { expr: string; params: unknown[] } {
+  const all = typeof timeOffset === 'number' ? [{ from: -Infinity, offset: timeOffset }] : [...timeOffset].sort((a, b) => a.from - b.from);
+  // The step in force at the earliest time (the first one if none has begun), and those starting later within the span.
+  const first = Math.max(0, all.findLastIndex((st) => st.from <= span.min));
+  const steps = all.slice(first).filter((st, i) => i === 0 || st.from <= span.max).reverse();
+  const t = `CAST(${col} AS INTEGER)`;
+  const shift = `CASE ${steps.slice(0, -1).map(() => `WHEN ${t} >= ? THEN ?`).join(' ')} ELSE ? END`;
+  const params = [...steps.slice(0, -1).flatMap((st) => [st.from, st.offset]), steps.at(-1)!.offset];
+  return { expr: `datetime(${t} + ${steps.length === 1 ? '?' : shift}, 'unixepoch')`, params };
+}
+
 const BUSY_TIMEOUT_MS = 30_000;
 
 export class JobStore {
@@ -216,6 +278,54 @@ export class JobStore {
     const { sql, params } = whereClause(filter);
     const cols = fields.map((f) => SCALAR_COLUMNS[f]).join(', ');
     return this.db.prepare(`SELECT ${cols} FROM jobs ${sql} ORDER BY created_at, rowid`).raw().all(...params) as unknown[][];
+  }
+
+  /**
+   * Matching jobs as text, one line per job (oldest first), columns padded to their widest cell (at
+   * least `minWidths`) and two spaces apart, the last one unpadded — built inside SQLite, so that
+   * listing 100,000 jobs makes one JavaScript string instead of a million values. Widths count
+   * characters. Returns the lines (no header) and the widths used.
+   */
+  listText(filter: JobFilter, columns: readonly TextColumn[], minWidths: readonly number[]): { text: string; widths: number[] } {
+    const { sql, params } = whereClause(filter);
+    // First the shape: widest cell of each column (from lengths, without building the cells), and
+    // the span of each time column, so that rows are only tested against the zone offsets in force then.
+    const probes = columns.map((c) => {
+      const col = SCALAR_COLUMNS[c.field];
+      if (c.timeOffset !== undefined) return { expr: `min(${col}), max(${col})`, params: [] as unknown[] };
+      const cell = textCell(c);
+      return { expr: `max(${cell.length})`, params: cell.lengthParams };
+    });
+    const shape = this.sql(`SELECT ${probes.map((p) => p.expr).join(', ')} FROM jobs ${sql}`)
+      .raw().get(...probes.flatMap((p) => p.params), ...params) as (number | null)[];
+    let k = 0;
+    const cells = columns.map((c) => {
+      if (c.timeOffset === undefined) return { ...textCell(c), width: shape[k++] ?? 0 };
+      const span = { min: shape[k++] ?? 0, max: shape[k++] ?? 0 };
+      return { ...timeCell(SCALAR_COLUMNS[c.field], c.timeOffset, span), width: TIME_WIDTH };
+    });
+    const widths = cells.map((c, i) => Math.max(c.width, minWidths[i] ?? 0));
+    const last = cells.length - 1;
+    const lineParams: unknown[] = [];
+    const parts = cells.map((c, i) => {
+      if (i === last) {
+        lineParams.push(...c.params);
+        return `(${c.expr})`;
+      }
+      // '!': the width counts characters, not bytes.
+      lineParams.push(widths[i], ...c.params);
+      return `printf('%-!*s  ', ?, ${c.expr})`;
+    });
+    const text = this.sql(`SELECT group_concat(${parts.join(' || ')}, char(10) ORDER BY created_at, rowid) FROM jobs ${sql}`)
+      .pluck().get(...lineParams, ...params) as string | null;
+    return { text: text ?? '', widths };
+  }
+
+  /** How many matching jobs are in each status (statuses with none left out). */
+  statusCounts(filter: JobFilter = {}): Partial<Record<JobStatus, number>> {
+    const { sql, params } = whereClause(filter);
+    const rows = this.sql(`SELECT status, count(*) FROM jobs ${sql} GROUP BY status`).raw().all(...params) as [JobStatus, number][];
+    return Object.fromEntries(rows);
   }
 
   /** Names of the systems that jobs were sent to, sorted. */

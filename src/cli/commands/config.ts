@@ -3,7 +3,7 @@
 // use that partition" has an answer.
 import { isPlainObject } from '../../config/merge.js';
 import { BUILT_IN } from '../../config/load.js';
-import { withProject, type CommandContext } from '../common.js';
+import { withView, type CommandContext } from '../common.js';
 import { paint, table, type FormatOptions } from '../format.js';
 
 export interface ConfigOptions extends CommandContext {
@@ -34,7 +34,7 @@ export interface ConfigResult {
 const DERIVED = new Set(['name', 'runsInPlace']);
 
 export async function config(opts: ConfigOptions = {}): Promise<ConfigResult> {
-  return withProject(opts, (project) => {
+  return withView(opts, (project) => {
     const values: ConfigValue[] = [];
     const visit = (v: unknown, at: string[]): void => {
       if (isPlainObject(v)) {

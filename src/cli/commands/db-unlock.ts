@@ -2,7 +2,7 @@
 // dead process by itself; what can remain is a write-ahead log that keeps growing or a checkpoint
 // that others wait on, so this folds the log back into the database file.
 import { XprError } from '../../errors.js';
-import { hasDatabase, withProject, type CommandContext } from '../common.js';
+import { hasDatabase, withView, type CommandContext } from '../common.js';
 import type { FormatOptions } from '../format.js';
 
 export type DbUnlockOptions = CommandContext;
@@ -16,7 +16,7 @@ export interface DbUnlockResult {
 }
 
 export async function dbUnlock(opts: DbUnlockOptions = {}): Promise<DbUnlockResult> {
-  return withProject(opts, (project) => {
+  return withView(opts, (project) => {
     if (!hasDatabase(project)) {
       throw new XprError(`No job database at ${project.paths.dbPath}`, { hint: 'Nothing to unlock; pass --dbfile to name another one.' });
     }

@@ -124,12 +124,13 @@ async function checkNode(t: Transport, cfg: SystemConfig): Promise<Check> {
 async function checkRundir(t: Transport, system: System): Promise<Check> {
   const name = 'rundir';
   const dir = system.rundir;
-  // An existing dir must take a file; a missing one must be creatable (the first job creates it).
+  // An existing dir must take a file; for a missing one (the first job creates it) the nearest
+  // existing parent must take a dir. Real writes, not `test -w`, which says yes to root everywhere.
   const script = [
     `d=${shQuote(dir)}`,
     'if [ -d "$d" ]; then f=$(mktemp "$d/.xpr-doctor.XXXXXX") && rm -f -- "$f" && echo writable; exit; fi',
     'p="$d"; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done',
-    'if [ -d "$p" ] && [ -w "$p" ]; then echo "creatable $p"; else echo "blocked $p"; fi',
+    'if [ -d "$p" ] && t=$(mktemp -d "$p/.xpr-doctor.XXXXXX" 2>/dev/null) && rmdir -- "$t"; then echo "creatable $p"; else echo "blocked $p"; fi',
   ].join('\n');
   const r = await t.exec(script);
   const out = r.stdout.trim();

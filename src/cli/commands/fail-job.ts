@@ -7,7 +7,7 @@ import path from 'node:path';
 import { RESULT_FILE, type CallResult } from '../../runner/protocol.js';
 import type { JobStatus } from '../../store/status.js';
 import {
-  confirmed, hasDatabase, knownSystems, requireSelection, selection, withProject,
+  confirmed, hasDatabase, knownSystems, requireSelection, selection, withView,
   type CommandContext, type Confirm, type SelectOptions,
 } from '../common.js';
 import { listSome, plural, type FormatOptions } from '../format.js';
@@ -29,7 +29,7 @@ export interface FailJobResult {
 export const FAIL_JOB_ERROR = { name: 'JobFailedByUser', message: 'marked failed with xpr fail_job' } as const;
 
 export async function failJob(opts: FailJobOptions): Promise<FailJobResult> {
-  return withProject(opts, async (project) => {
+  return withView(opts, async (project) => {
     requireSelection(selection(opts, () => knownSystems(project, undefined)), 'fail_job');
     if (!hasDatabase(project)) return { dbPath: project.paths.dbPath, matched: 0, declined: false, failed: [], wereRunning: [] };
     const store = project.store;

@@ -1,10 +1,10 @@
 // `xpr ls`: the jobs in the database that match the filters, oldest first. Reads only the columns it
 // shows (no JSON columns) so that 100,000 jobs list in well under a second; never creates a database.
-import type { ScalarField } from '../../store/jobstore.js';
+import type { ScalarField, TextColumn } from '../../store/jobstore.js';
 import { JOB_STATUSES, type JobStatus } from '../../store/status.js';
 import type { FailureReason, RemoteStatus } from '../../schedulers/types.js';
-import { hasDatabase, knownSystems, selection, withProject, type CommandContext, type SelectOptions } from '../common.js';
-import { formatTime, isoTime, plural, statusColour, table, type Column, type FormatOptions } from '../format.js';
+import { hasDatabase, knownSystems, selection, withView, type CommandContext, type SelectOptions } from '../common.js';
+import { formatTime, isoTime, itemTable, localOffsetSteps, plural, statusColour, type FormatOptions, type ItemColumn } from '../format.js';
 
 export interface LsOptions extends CommandContext, SelectOptions {
   /** Long form: name, full id, creation time and stage dir too (`-l`). */
@@ -20,11 +20,12 @@ export interface JobRow {
   remoteId: string | null;
   remoteStatus: RemoteStatus | null;
   remoteReason: FailureReason | null;
-  /** Seconds since the epoch. */
-  createdAt: number;
-  /** Last change of the record (status, remote status). */
+  /** Last change of the record (status, remote status), seconds since the epoch. */
   updatedAt: number;
-  stageDir: string;
+  /** Long form only. */
+  createdAt?: number;
+  /** Long form only. */
+  stageDir?: string;
 }
 
 export interface LsResult {
@@ -33,50 +34,104 @@ export interface LsResult {
   jobs: JobRow[];
 }
 
-const FIELDS = [
-  'id', 'name', 'status', 'system', 'remoteId', 'remoteStatus', 'remoteReason', 'createdAt', 'updatedAt', 'stageDir',
+// What each form reads: the short form leaves out the long strings it does not show.
+const SHORT_FIELDS = [
+  'id', 'name', 'status', 'system', 'remoteId', 'remoteStatus', 'remoteReason', 'updatedAt',
 ] as const satisfies readonly ScalarField[];
+const LONG_FIELDS = [...SHORT_FIELDS, 'createdAt', 'stageDir'] as const satisfies readonly ScalarField[];
 
 export async function ls(opts: LsOptions = {}): Promise<LsResult> {
-  return withProject(opts, (project) => {
+  return withView(opts, (project) => {
     const dbPath = project.paths.dbPath;
     const long = opts.long ?? false;
+    // Filters are checked (a typo in a status is an error) even when there is nothing to list.
+    const { filter } = selection(opts, () => knownSystems(project, hasDatabase(project) ? project.store : undefined));
     if (!hasDatabase(project)) return { dbPath, long, jobs: [] };
     const store = project.store;
-    const { filter } = selection(opts, () => knownSystems(project, store));
-    const rows = store.listFields(filter, FIELDS);
+    const rows = store.listFields(filter, long ? LONG_FIELDS : SHORT_FIELDS);
     const jobs = new Array<JobRow>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
-      jobs[i] = {
+      const job: JobRow = {
         id: r[0] as string, name: r[1] as string, status: r[2] as JobStatus, system: r[3] as string | null,
         remoteId: r[4] as string | null, remoteStatus: r[5] as RemoteStatus | null,
-        remoteReason: r[6] as FailureReason | null, createdAt: r[7] as number, updatedAt: r[8] as number,
-        stageDir: r[9] as string,
+        remoteReason: r[6] as FailureReason | null, updatedAt: r[7] as number,
       };
+      if (long) {
+        job.createdAt = r[8] as number;
+        job.stageDir = r[9] as string;
+      }
+      jobs[i] = job;
     }
     return { dbPath, long, jobs };
   });
 }
 
-const statusCol = (header: string): Column => ({ header, colour: statusColour });
-const remoteCol: Column = { header: 'remote stat', colour: (t) => (t.includes('(') ? 'red' : undefined) };
+const remoteColour = (t: string) => (t.includes('(') ? 'red' as const : undefined);
 
 export function renderLs(result: LsResult, fmt: FormatOptions): string {
   if (result.jobs.length === 0) return `No matching jobs in JobsDB at ${result.dbPath}`;
-  const columns: Column[] = result.long
-    ? [{ header: 'name' }, { header: 'id' }, { header: 'created' }, statusCol('status'), { header: 'since' },
-      { header: 'remote_id@sys' }, remoteCol, { header: 'stage dir' }]
-    : [{ header: 'id' }, statusCol('status'), { header: 'since' }, { header: 'remote_id@sys' }, remoteCol];
-  const rows = result.jobs.map((j) => {
-    const remote = `${j.remoteId ?? '-'}@${j.system ?? '-'}`;
-    const rstat = j.remoteStatus ? (j.remoteReason ? `${j.remoteStatus}(${j.remoteReason})` : j.remoteStatus) : '-';
-    const since = formatTime(j.updatedAt, fmt);
-    return result.long
-      ? [j.name, j.id, formatTime(j.createdAt, fmt), j.status, since, remote, rstat, j.stageDir]
-      : [shortId(j), j.status, since, remote, rstat];
+  const time = timeFormatter(fmt);
+  const remote = (j: JobRow) => `${j.remoteId ?? '-'}@${j.system ?? '-'}`;
+  const rstat = (j: JobRow) => (j.remoteStatus ? (j.remoteReason ? `${j.remoteStatus}(${j.remoteReason})` : j.remoteStatus) : '-');
+  const status: ItemColumn<JobRow> = { header: 'status', cell: (j) => j.status, colour: statusColour };
+  const since: ItemColumn<JobRow> = { header: 'since', cell: (j) => time(j.updatedAt) };
+  const tail: ItemColumn<JobRow>[] = [
+    { header: 'remote_id@sys', cell: remote },
+    { header: 'remote stat', cell: rstat, colour: remoteColour },
+  ];
+  const columns: ItemColumn<JobRow>[] = result.long
+    ? [{ header: 'name', cell: (j) => j.name }, { header: 'id', cell: (j) => j.id },
+      { header: 'created', cell: (j) => time(j.createdAt ?? 0) }, status, since, ...tail,
+      { header: 'stage dir', cell: (j) => j.stageDir ?? '' }]
+    : [{ header: 'id', cell: shortId }, status, since, ...tail];
+  return `${itemTable(columns, result.jobs, fmt)}\n${summary(result.jobs)}`;
+}
+
+/**
+ * `renderLs(await ls(opts), fmt)` for text without colour, built inside the database: over 100,000
+ * jobs this makes one string instead of a million values. Undefined when colour is wanted (the
+ * caller then renders the data). Widths count characters where renderLs counts UTF-16 units, so the
+ * two agree except for names with characters outside the Basic Multilingual Plane.
+ */
+export async function lsText(opts: LsOptions, fmt: FormatOptions): Promise<string | undefined> {
+  if (fmt.color) return undefined;
+  return withView(opts, (project) => {
+    const { filter } = selection(opts, () => knownSystems(project, hasDatabase(project) ? project.store : undefined));
+    const dbPath = project.paths.dbPath;
+    if (!hasDatabase(project)) return `No matching jobs in JobsDB at ${dbPath}`;
+    const counts = project.store.statusCounts(filter);
+    if (Object.keys(counts).length === 0) return `No matching jobs in JobsDB at ${dbPath}`;
+    const zone = fmt.utc ? 0 : localOffsetSteps();
+    const time = (field: 'createdAt' | 'updatedAt'): TextColumn => ({ field, timeOffset: zone });
+    const columns: [string, TextColumn][] = [
+      ...(opts.long
+        ? [['name', { field: 'name' }], ['id', { field: 'id' }], ['created', time('createdAt')]] as [string, TextColumn][]
+        : [['id', { field: 'id', shortId: 10 }]] as [string, TextColumn][]),
+      ['status', { field: 'status' }],
+      ['since', time('updatedAt')],
+      ['remote_id@sys', { field: 'remoteId', join: { with: '@', field: 'system' } }],
+      ['remote stat', { field: 'remoteStatus', paren: 'remoteReason' }],
+      ...(opts.long ? [['stage dir', { field: 'stageDir' }]] as [string, TextColumn][] : []),
+    ];
+    const { text, widths } = project.store.listText(filter, columns.map((c) => c[1]), columns.map((c) => c[0].length));
+    const header = columns.map(([h], i) => (i === columns.length - 1 ? h : h.padEnd(widths[i]!))).join('  ');
+    return `${header}\n${text}\n${summaryOf(counts)}`;
   });
-  return `${table(columns, rows, fmt)}\n${summary(result.jobs)}`;
+}
+
+/** formatTime with a one-entry cache: jobs recorded or updated together share their second. */
+function timeFormatter(fmt: FormatOptions): (seconds: number) => string {
+  let lastSecond = NaN;
+  let lastText = '';
+  return (seconds) => {
+    const s = Math.floor(seconds);
+    if (s !== lastSecond) {
+      lastSecond = s;
+      lastText = formatTime(s, fmt);
+    }
+    return lastText;
+  };
 }
 
 /** As ExPyRe shows ids: the name and the start of the hash, enough to tell jobs apart. */
@@ -86,16 +141,23 @@ export function shortId(j: Pick<JobRow, 'id' | 'name'>): string {
 }
 
 function summary(jobs: readonly JobRow[]): string {
-  const counts = new Map<string, number>();
-  for (const j of jobs) counts.set(j.status, (counts.get(j.status) ?? 0) + 1);
-  const parts = JOB_STATUSES.filter((s) => counts.has(s)).map((s) => `${counts.get(s)} ${s}`);
-  return `${plural(jobs.length, 'job')}: ${parts.join(', ')}`;
+  const counts: Partial<Record<JobStatus, number>> = {};
+  for (const j of jobs) counts[j.status] = (counts[j.status] ?? 0) + 1;
+  return summaryOf(counts);
+}
+
+function summaryOf(counts: Partial<Record<JobStatus, number>>): string {
+  const present = JOB_STATUSES.filter((s) => counts[s]);
+  const total = present.reduce((n, s) => n + counts[s]!, 0);
+  return `${plural(total, 'job')}: ${present.map((s) => `${counts[s]} ${s}`).join(', ')}`;
 }
 
 /** The JSON form: times as ISO 8601 strings. */
 export function lsJson(result: LsResult): unknown {
   return {
     db: result.dbPath,
-    jobs: result.jobs.map((j) => ({ ...j, createdAt: isoTime(j.createdAt), updatedAt: isoTime(j.updatedAt) })),
+    jobs: result.jobs.map((j) => ({
+      ...j, updatedAt: isoTime(j.updatedAt), ...(j.createdAt !== undefined ? { createdAt: isoTime(j.createdAt) } : {}),
+    })),
   };
 }

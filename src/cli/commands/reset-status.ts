@@ -3,7 +3,7 @@
 // Unlike ExPyRe it needs a filter (`-s '*'` for every job).
 import { XprError } from '../../errors.js';
 import { isJobStatus, JOB_STATUSES, type JobStatus } from '../../store/status.js';
-import { hasDatabase, knownSystems, requireSelection, selection, withProject, type CommandContext, type SelectOptions } from '../common.js';
+import { hasDatabase, knownSystems, requireSelection, selection, withView, type CommandContext, type SelectOptions } from '../common.js';
 import { plural, type FormatOptions } from '../format.js';
 
 export interface ResetStatusOptions extends CommandContext, SelectOptions {
@@ -24,7 +24,7 @@ export async function resetStatus(opts: ResetStatusOptions): Promise<ResetStatus
   if (!isJobStatus(newStatus)) {
     throw new XprError(`Unknown job status "${newStatus}" (known: ${JOB_STATUSES.join(', ')})`);
   }
-  return withProject(opts, (project) => {
+  return withView(opts, (project) => {
     requireSelection(selection(opts, () => knownSystems(project, undefined)), 'reset_status');
     const result: ResetStatusResult = { dbPath: project.paths.dbPath, newStatus, changed: [], unchanged: 0 };
     if (!hasDatabase(project)) return result;

@@ -10,7 +10,10 @@ import { problemOf, type Problem } from '../exit.js';
 import { paint, plural, statusColour, type FormatOptions } from '../format.js';
 
 /** Filters as `ls`; `status` defaults to `ongoing` (`*` for every status). */
-export type SyncOptions = CommandContext & SelectOptions;
+export interface SyncOptions extends CommandContext, SelectOptions {
+  /** Told what is being done, system by system (the CLI shows it on a terminal). */
+  onProgress?: (message: string) => void;
+}
 
 export interface SyncedJob {
   id: string;
@@ -40,9 +43,10 @@ export interface SyncResult {
 export async function sync(opts: SyncOptions = {}): Promise<SyncResult> {
   return withProject(opts, async (project) => {
     const result: SyncResult = { dbPath: project.paths.dbPath, synced: [], skipped: [], systems: [], problems: [] };
+    const sel = selection({ ...opts, status: opts.status ?? 'ongoing' },
+      () => knownSystems(project, hasDatabase(project) ? project.store : undefined));
     if (!hasDatabase(project)) return result;
     const store = project.store;
-    const sel = selection({ ...opts, status: opts.status ?? 'ongoing' }, () => knownSystems(project, store));
     const jobs = store.list(sel.filter);
     const live: JobRecord[] = [];
     for (const j of jobs) {
@@ -52,6 +56,7 @@ export async function sync(opts: SyncOptions = {}): Promise<SyncResult> {
     }
     for (const [name, group] of groupBy(live, (j) => j.system!)) {
       try {
+        opts.onProgress?.(`syncing ${plural(group.length, 'job')} on ${name}…`);
         openSystem(project, name);
         const updated = await refreshJobs(project, group);
         result.synced.push(...updated.map((u, i) => ({
@@ -83,11 +88,11 @@ export function renderSync(r: SyncResult, fmt: FormatOptions): string {
   const neverStarted = r.skipped.filter((s) => s.status === 'created').length;
   const changed = r.synced.filter((j) => j.before !== j.after).length;
   const systems = r.systems.filter((s) => s.ok).map((s) => s.name);
-  if (r.synced.length === 0 && r.problems.length === 0) {
-    lines.push(`No jobs to sync${r.skipped.length ? ` (${plural(r.skipped.length, 'selected job')} skipped: ${skipSummary(r.skipped)})` : ''}.`);
-  } else {
-    lines.push(`Synced ${plural(r.synced.length, 'job')} on ${systems.length ? systems.join(', ') : 'no system'}; ${changed} changed status.` +
+  if (r.synced.length > 0) {
+    lines.push(`Synced ${plural(r.synced.length, 'job')} on ${systems.join(', ')}; ${changed} changed status.` +
       (neverStarted ? ` Skipped ${neverStarted} never started.` : ''));
+  } else if (r.problems.length === 0) {
+    lines.push(`No jobs to sync${r.skipped.length ? ` (${plural(r.skipped.length, 'selected job')} skipped: ${skipSummary(r.skipped)})` : ''}.`);
   }
   for (const p of r.problems) lines.push(paint(`Could not sync ${p.system ?? ''}: ${p.message}`, 'red', fmt));
   return lines.join('\n');

@@ -2,7 +2,7 @@
 // built-in), and how many recorded jobs each has; systems that jobs name but no config defines any more
 // are listed too, since their jobs cannot be synced until they are.
 import { BUILT_IN } from '../../config/load.js';
-import { hasDatabase, withProject, type CommandContext } from '../common.js';
+import { hasDatabase, withView, type CommandContext } from '../common.js';
 import { paint, table, type FormatOptions } from '../format.js';
 
 export type SystemsOptions = CommandContext;
@@ -29,7 +29,7 @@ export interface SystemsResult {
 }
 
 export async function systems(opts: SystemsOptions = {}): Promise<SystemsResult> {
-  return withProject(opts, (project) => {
+  return withView(opts, (project) => {
     const store = hasDatabase(project) ? project.store : undefined;
     const count = (name: string) => store?.count({ system: [name] }) ?? 0;
     const rows: SystemRow[] = Object.values(project.config.systems).map((s) => ({

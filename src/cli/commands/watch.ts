@@ -65,6 +65,7 @@ export async function watch(opts: WatchOptions = {}): Promise<WatchSnapshot> {
   return withProject(opts, async (project) => {
     const ended = new Map<string, WatchJob>();
     let last: WatchSnapshot | undefined;
+    selection(opts, () => []); // a typo in a filter is an error at once, not after the first refresh
     for (;;) {
       const snap: WatchSnapshot = { at: now(), interval, total: 0, counts: {}, jobs: [], changed: 0, problems: [] };
       if (hasDatabase(project)) {
@@ -88,9 +89,9 @@ export async function watch(opts: WatchOptions = {}): Promise<WatchSnapshot> {
           if (ONGOING.includes(r.status)) stillGoing.push(view(r));
           else ended.set(r.id, view(r));
         }
+        const counts = store.statusCounts(sel.filter);
         for (const s of JOB_STATUSES) {
-          if (sel.filter.status && !sel.filter.status.includes(s)) continue;
-          const n = store.count({ ...sel.filter, status: [s] });
+          const n = counts[s] ?? 0;
           if (n) snap.counts[s] = n;
           snap.total += n;
         }
