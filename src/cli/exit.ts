@@ -1,5 +1,5 @@
 // The one place that turns what went wrong into an exit code and a message. Command functions
-// throw (or return problems); they never exit. Documented in docs/cli.md:
+// throw (or return problems); they never exit. Documented in the README ("Exit codes"):
 //
 //   0   ok
 //   1   user error: bad input, bad config, a failed check, a job that cannot be acted on (message printed)
