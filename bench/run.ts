@@ -5,6 +5,8 @@ import { printFigures, type Figure } from './measure.js';
 import { benchStage } from './stage.js';
 import { benchLs } from './ls.js';
 import { benchStore } from './store.js';
+import { benchPool } from './pool.js';
+import { benchCluster } from './cluster.js';
 
 const figures: Figure[] = [];
 const section = async (what: string, run: () => Promise<Figure[]>) => {
@@ -15,5 +17,7 @@ const section = async (what: string, run: () => Promise<Figure[]>) => {
 await section('job store', benchStore);
 await section('xpr ls', benchLs);
 await section('hashing and staging', () => benchStage(path.join(PACKAGE_ROOT, 'bench', 'ops.js')));
+await section('local pool', benchPool);
+await section('20 jobs over SSH to SLURM', () => benchCluster(path.join(PACKAGE_ROOT, 'bench', 'ops.js')));
 console.log('');
 printFigures(figures);

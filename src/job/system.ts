@@ -84,9 +84,23 @@ export class System {
   /** Copy stage dirs and the code files they use to the system (nothing to do when in place). */
   async stage(jobIds: readonly string[], codeFiles: readonly string[]): Promise<void> {
     if (this.inPlace) return;
-    await this.transport.exec(`mkdir -p ${shQuote(path.posix.join(this.rundir, CODE_DIR))} ${shQuote(path.posix.join(this.rundir, SUBMIT_DIR))}`);
-    const names = [...jobIds.map((id) => `run_${id}`), ...codeFiles.map((f) => path.posix.join(CODE_DIR, f))];
-    await this.transport.upload(this.stageRoot, names, this.rundir);
+    const codeDir = path.posix.join(this.rundir, CODE_DIR);
+    // Code files are shared by every job that uses them, and jobs already running may be importing
+    // them right now: a copy over one leaves it missing or half written for a moment. So they go to
+    // a private dir first and are renamed into place, which replaces a file atomically.
+    const incoming = `.incoming-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+    await this.transport.exec(`mkdir -p ${shQuote(path.posix.join(codeDir, incoming))} ${shQuote(path.posix.join(this.rundir, SUBMIT_DIR))}`);
+    await this.transport.upload(this.stageRoot, jobIds.map((id) => `run_${id}`), this.rundir);
+    if (codeFiles.length > 0) {
+      await this.transport.upload(path.join(this.stageRoot, CODE_DIR), codeFiles, path.posix.join(codeDir, incoming));
+    }
+    const moved = codeFiles.length > 0 ? `mv -f -- ${codeFiles.map((f) => shQuote(path.posix.join(incoming, f))).join(' ')} . && ` : '';
+    const r = await this.transport.exec(`cd ${shQuote(codeDir)} && ${moved}rmdir -- ${shQuote(incoming)}`);
+    if (r.code !== 0) {
+      throw new XprError(`Staging code files failed on system "${this.name}" (exit ${r.code ?? 'signal'}): ${r.stderr.trim()}`, {
+        hint: `Check that ${codeDir} is writable.`,
+      });
+    }
   }
 
   /**

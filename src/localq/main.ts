@@ -3,6 +3,7 @@
 // others and the queue outlives whoever submitted to it.
 //
 //   node main.js submit [--hold] SCRIPT      directives come from `#LOCALQ` lines in SCRIPT
+//                                            (`#LOCALQ --hold` submits held, as `#SBATCH --hold`)
 //   node main.js status [ID...]              "<task> <STATE> <exit code or -> <name>" per task
 //   node main.js cancel|hold|release ID...
 //   node main.js find-name NAME              job ids with that name, one per line
@@ -18,9 +19,14 @@ import {
 class UsageError extends Error {}
 
 /** Read `#LOCALQ --key=value` directives from a job script, as sbatch reads `#SBATCH` lines. */
-export function parseDirectives(script: string): Omit<SubmitRequest, 'script' | 'cwd' | 'hold' | 'env'> {
-  const req = { name: 'job', cores: 1, timeLimit: 0, stdout: 'localq-%j.out', stderr: 'localq-%j.out', arraySize: 0, shell: '/bin/bash' };
+export function parseDirectives(script: string): Omit<SubmitRequest, 'script' | 'cwd' | 'env'> {
+  const req = {
+    name: 'job', cores: 1, timeLimit: 0, stdout: 'localq-%j.out', stderr: 'localq-%j.out', arraySize: 0, shell: '/bin/bash',
+    hold: false,
+  };
   for (const line of script.split('\n')) {
+    // `--hold` is a flag; every other directive takes a value.
+    if (/^#LOCALQ\s+--hold\s*$/.test(line.trim())) { req.hold = true; continue; }
     const m = /^#LOCALQ\s+--([a-z-]+)=(.*)$/.exec(line.trim());
     if (!m) continue;
     const [, key, value] = m as unknown as [string, string, string];
@@ -37,7 +43,7 @@ export function parseDirectives(script: string): Omit<SubmitRequest, 'script' | 
       case 'error': req.stderr = value; break;
       case 'array': req.arraySize = int(); break;
       case 'shell': req.shell = value; break;
-      default: throw new UsageError(`unknown directive #LOCALQ --${key} (known: job-name, cores, time, output, error, array, shell)`);
+      default: throw new UsageError(`unknown directive #LOCALQ --${key} (known: job-name, cores, time, output, error, array, shell, hold)`);
     }
   }
   return req;
@@ -65,8 +71,9 @@ async function main(argv: string[]): Promise<number> {
       const file = holdIt ? args[1] : args[0];
       if (!file) throw new UsageError('submit needs a script file');
       const text = fs.readFileSync(file, 'utf8');
+      const directives = parseDirectives(text);
       const id = submit(qdir, {
-        ...parseDirectives(text), script: fs.realpathSync(file), cwd: process.cwd(), hold: holdIt, env: process.env,
+        ...directives, script: fs.realpathSync(file), cwd: process.cwd(), hold: holdIt || directives.hold, env: process.env,
       });
       startDispatcher(qdir);
       process.stdout.write(`${id}\n`);

@@ -80,10 +80,19 @@ function seconds(hms: string | undefined): number | undefined {
   }
 }
 
+/** PBS Pro substate of a job deleted with qdel, queued or running (JOB_SUBSTATE_TERMINATED). */
+const SUBSTATE_TERMINATED = '91';
+
 /** Final state of a job that has left execution (PBS Pro F/X, Torque C). */
 function finishedState(job: QstatJob, state: string): RemoteState {
   const raw = state;
   const exitText = attr(job, 'exit_status');
+  // PBS Pro keeps a deleted job in its history with substate 91, finished ones with 92 (exit 0) or
+  // 93; Torque (state C) has no such substate.
+  if (state !== 'C' && attr(job, 'substate')?.trim() === SUBSTATE_TERMINATED) {
+    const exit = exitText !== undefined && /^-?\d+$/.test(exitText.trim()) ? Number(exitText) : undefined;
+    return { status: 'failed', reason: 'CANCELLED', raw: `${raw} (deleted)`, ...(exit === undefined ? {} : { exitCode: exit }) };
+  }
   if (exitText === undefined || !/^-?\d+$/.test(exitText.trim())) {
     // Deleted before it ran, or a subjob without history: no verdict here; the job's files decide.
     return { status: 'done', raw };
@@ -166,6 +175,8 @@ function makePbs(flavor: Flavor): Scheduler {
     directivePrefix: '#PBS',
     // Both, so that a Torque site configured as "pbs" still finds its index.
     arrayIndexExpr: '${PBS_ARRAY_INDEX:-$PBS_ARRAYID}',
+    // Both start a job in the user's home dir; the job dirs are relative to where qsub ran.
+    submitDirExpr: '$PBS_O_WORKDIR',
 
     directives(ctx: ScriptContext): string[] {
       const name = letterFirstName(ctx.schedName);

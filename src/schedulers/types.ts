@@ -39,6 +39,11 @@ export interface Scheduler {
   directives(ctx: ScriptContext): string[];
   /** Shell expression that expands to the 0-based array index inside an array task. */
   readonly arrayIndexExpr: string;
+  /**
+   * Shell expression for the dir the job was submitted from, for schedulers that start jobs
+   * somewhere else (PBS Pro and Torque start them in $HOME); absent when jobs start in the submit dir.
+   */
+  readonly submitDirExpr?: string;
   /** Wall time as this scheduler writes it in a header ({max_time}). */
   formatTime(seconds: number): string;
 

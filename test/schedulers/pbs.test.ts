@@ -76,6 +76,16 @@ describe('pbs.parseStatus on PBS Pro qstat -x -f -t (doc-pbspro-qstat-xf.txt)', 
   it('leaves out ids qstat did not list', () => {
     expect(pbs.parseStatus(out, ['9999.pbs01', '4210[7].pbs01']).size).toBe(0);
   });
+  it('names a job deleted with qdel (substate 91, JOB_SUBSTATE_TERMINATED) CANCELLED, run or not', () => {
+    const deleted = [
+      'Job Id: 4301.pbs01', '    job_state = F', '    substate = 91', '    Exit_status = 271', '',
+      'Job Id: 4302.pbs01', '    job_state = F', '    substate = 91', '',
+      'Job Id: 4303[1].pbs01', '    job_state = X', '    substate = 91', '    array_index = 1', '',
+    ].join('\n');
+    expect(brief(pbs.parseStatus(deleted, ['4301.pbs01', '4302.pbs01', '4303[1].pbs01']))).toEqual({
+      '4301.pbs01': 'failed/CANCELLED:271', '4302.pbs01': 'failed/CANCELLED', '4303[1].pbs01': 'failed/CANCELLED',
+    });
+  });
 });
 
 describe('pbs.parseStatus on Torque qstat -f -t (doc-torque-qstat-f.txt)', () => {
