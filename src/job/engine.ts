@@ -3,7 +3,7 @@
 // left the queue ended from its own files. Shared by the Job class, autoparallelize and `xpr sync`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { XprError } from '../errors.js';
+import { UnreachableError, XprError } from '../errors.js';
 import type { NodeChoice } from '../resources/types.js';
 import { EXIT_CODE_FILE, RESULT_FILE, STARTED_FILE } from '../runner/protocol.js';
 import type { RemoteState } from '../schedulers/types.js';
@@ -33,8 +33,8 @@ export async function submitJobs(project: Project, system: System, jobs: readonl
   const store = project.store;
   const fresh = await recoverIntents(store, system, jobs.filter((j) => j.status === 'created'));
   if (fresh.length === 0) return;
-  await system.stage(fresh.map((j) => j.id), req.codeFiles);
   const size = Math.max(1, system.config.max_array_size);
+  const batches: { ids: string[]; schedName: string }[] = [];
   for (let i = 0; i < fresh.length; i += size) {
     const batch = fresh.slice(i, i + size);
     const ids = batch.map((j) => j.id);
@@ -50,17 +50,25 @@ export async function submitJobs(project: Project, system: System, jobs: readonl
         hint: 'Run again: jobs already submitted are re-attached, not submitted twice.',
       });
     }
+    batches.push({ ids, schedName });
+  }
+  const scripts = batches.map((b) => system.writeScript(b.ids, b.schedName, req.node, req));
+  let prefix = await system.stage(fresh.map((j) => j.id), scripts, req.codeFiles);
+  for (const [k, { ids }] of batches.entries()) {
     let sub;
     try {
-      sub = await system.submit(ids, schedName, req.node, req);
+      sub = await system.submit(scripts[k]!, ids.length, prefix);
+      prefix = '';
     } catch (err) {
       // The scheduler said no (a non-zero exit): nothing was queued, so the intent goes. A lost
       // connection throws something else and leaves the intent for the next run to resolve.
-      if (err instanceof XprError) store.updateMany(ids, { submitIntent: null, schedName: null }, ['created']);
+      if (err instanceof XprError && !(err instanceof UnreachableError)) {
+        store.updateMany(ids, { submitIntent: null, schedName: null }, ['created']);
+      }
       throw err;
     }
-    ids.forEach((id, k) => store.update(id, {
-      status: 'submitted', remoteId: sub.elementIds[k]!, remoteStatus: 'queued', submitIntent: null,
+    ids.forEach((id, k2) => store.update(id, {
+      status: 'submitted', remoteId: sub.elementIds[k2]!, remoteStatus: 'queued', submitIntent: null,
     }, ['created']));
   }
 }

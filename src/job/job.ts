@@ -201,6 +201,7 @@ export class Job {
     const inPlace = jobs.every((j) => !j.record.system || project.system(j.record.system).inPlace);
     const maxPause = (options.checkInterval ?? (inPlace ? 2 : 30)) * 1000;
     let pause = Math.min(100, maxPause);
+    let lastShape = '';
     for (;;) {
       const records = await refreshJobs(project, jobs.map((j) => j.reload()));
       records.forEach((r, i) => { jobs[i]!.record = r; });
@@ -210,8 +211,12 @@ export class Job {
       const waiting = records.filter((r) => r.status === 'submitted' || r.status === 'started');
       if (waiting.length === 0) return;
       if (Date.now() >= deadline) throw new JobTimeoutError(waiting[0]!.id, options.timeout ?? 0, waiting[0]!.status);
+      // Adaptive: while jobs are changing state more changes are near, so look again soon; while
+      // nothing moves, back off towards the check interval.
+      const shape = JSON.stringify(counts);
+      pause = shape === lastShape ? Math.min(maxPause, pause * 1.5) : Math.min(250, maxPause);
+      lastShape = shape;
       await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
-      pause = Math.min(maxPause, pause * 1.5);
     }
   }
 

@@ -36,13 +36,15 @@ export interface Submission {
 }
 
 /** Least time between two status queries to one system: a login node is shared with others. */
-const MIN_POLL_INTERVAL_MS = { local: 50, remote: 1000 };
+const MIN_POLL_INTERVAL_MS = { local: 50, remote: 500 };
 
 export class System {
   /** Dir on the system holding this project's run dirs, code and submit scripts. */
   readonly rundir: string;
   /** Every status query to this system goes through here: one per round, rate limited. */
   readonly polls: PollRounds;
+  /** Code files already sent to the system by this process (they are named by content hash). */
+  private readonly codeSent = new Set<string>();
 
   constructor(
     readonly config: SystemConfig,
@@ -81,35 +83,31 @@ export class System {
     return r.stdout;
   }
 
-  /** Copy stage dirs and the code files they use to the system (nothing to do when in place). */
-  async stage(jobIds: readonly string[], codeFiles: readonly string[]): Promise<void> {
-    if (this.inPlace) return;
-    const codeDir = path.posix.join(this.rundir, CODE_DIR);
+  /**
+   * Copy what a submission needs to the system in as few round trips as the rules allow: the run
+   * dirs and submit scripts in one tar stream, code files (once per process) in another. Returns a
+   * shell prefix that the first submission must run to put the new code files in place.
+   */
+  async stage(jobIds: readonly string[], scripts: readonly string[], codeFiles: readonly string[]): Promise<string> {
+    if (this.inPlace) return '';
+    await this.transport.upload(this.stageRoot, [...jobIds.map((id) => `run_${id}`), ...scripts], this.rundir);
+    const newCode = codeFiles.filter((f) => !this.codeSent.has(f));
+    if (newCode.length === 0) return '';
     // Code files are shared by every job that uses them, and jobs already running may be importing
     // them right now: a copy over one leaves it missing or half written for a moment. So they go to
     // a private dir first and are renamed into place, which replaces a file atomically.
+    const codeDir = path.posix.join(this.rundir, CODE_DIR);
     const incoming = `.incoming-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-    await this.transport.exec(`mkdir -p ${shQuote(path.posix.join(codeDir, incoming))} ${shQuote(path.posix.join(this.rundir, SUBMIT_DIR))}`);
-    await this.transport.upload(this.stageRoot, jobIds.map((id) => `run_${id}`), this.rundir);
-    if (codeFiles.length > 0) {
-      await this.transport.upload(path.join(this.stageRoot, CODE_DIR), codeFiles, path.posix.join(codeDir, incoming));
-    }
-    const moved = codeFiles.length > 0 ? `mv -f -- ${codeFiles.map((f) => shQuote(path.posix.join(incoming, f))).join(' ')} . && ` : '';
-    const r = await this.transport.exec(`cd ${shQuote(codeDir)} && ${moved}rmdir -- ${shQuote(incoming)}`);
-    if (r.code !== 0) {
-      throw new XprError(`Staging code files failed on system "${this.name}" (exit ${r.code ?? 'signal'}): ${r.stderr.trim()}`, {
-        hint: `Check that ${codeDir} is writable.`,
-      });
-    }
+    await this.transport.upload(path.join(this.stageRoot, CODE_DIR), newCode, path.posix.join(codeDir, incoming));
+    for (const f of newCode) this.codeSent.add(f);
+    const moves = newCode.map((f) => shQuote(path.posix.join(incoming, f))).join(' ');
+    return `(cd ${shQuote(codeDir)} && mv -f -- ${moves} . && rmdir -- ${shQuote(incoming)}) && `;
   }
 
-  /**
-   * Write the job script (an array script when there are several jobs), copy it over and submit it.
-   * Throws on a scheduler error; the caller has recorded the intent beforehand.
-   */
-  async submit(jobIds: readonly string[], schedName: string, node: NodeChoice, opts: SubmitOptions): Promise<Submission> {
+  /** Write the job script (an array script for several jobs) into the local submit dir; returns its name there. */
+  writeScript(jobIds: readonly string[], schedName: string, node: NodeChoice, opts: SubmitOptions): string {
     const part = this.config.partitions[node.partitionKey];
-    const scriptName = `${schedName}.sh`;
+    const scriptName = path.posix.join(SUBMIT_DIR, `${schedName}.sh`);
     const script = renderScript({
       scheduler: this.scheduler,
       schedName,
@@ -129,17 +127,22 @@ export class System {
       shell: this.config.script_exec,
       runnerHash: opts.runnerHash,
     });
-    const localSubmitDir = path.join(this.stageRoot, SUBMIT_DIR);
-    fs.mkdirSync(localSubmitDir, { recursive: true });
-    fs.writeFileSync(path.join(localSubmitDir, scriptName), script, { mode: 0o755 });
-    if (!this.inPlace) await this.transport.upload(this.stageRoot, [path.posix.join(SUBMIT_DIR, scriptName)], this.rundir);
+    fs.mkdirSync(path.join(this.stageRoot, SUBMIT_DIR), { recursive: true });
+    fs.writeFileSync(path.join(this.stageRoot, scriptName), script, { mode: 0o755 });
+    return scriptName;
+  }
+
+  /**
+   * Submit a staged script for `jobCount` jobs (an array when more than one), after `prefix` (see
+   * `stage`). Throws on a scheduler error; the caller has recorded the intent beforehand.
+   */
+  async submit(scriptName: string, jobCount: number, prefix = ''): Promise<Submission> {
     const pre = this.config.pre_submit_cmds.map((c) => `${c} && `).join('');
     // Never re-run on a dropped connection: a second sbatch could queue the job twice.
-    const out = await this.run(`${pre}${this.scheduler.submitCommand(path.posix.join(SUBMIT_DIR, scriptName))}`, 'Submitting',
-      { idempotent: false });
+    const out = await this.run(`${prefix}${pre}${this.scheduler.submitCommand(scriptName)}`, 'Submitting', { idempotent: false });
     const remoteId = this.scheduler.parseSubmit(out);
-    const elementIds = jobIds.length > 1
-      ? jobIds.map((_id, i) => this.scheduler.arrayElementId(remoteId, i))
+    const elementIds = jobCount > 1
+      ? Array.from({ length: jobCount }, (_v, i) => this.scheduler.arrayElementId(remoteId, i))
       : [remoteId];
     return { remoteId, elementIds };
   }

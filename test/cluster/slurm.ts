@@ -46,11 +46,12 @@ export async function ensureSlurm(): Promise<string | undefined> {
     return slurmAvailable();
   }
   const already = await slurmAvailable();
-  if (already === undefined) return undefined;
+  // sinfo can still show the node idle for a while after slurmd died, so as root always run the
+  // (idempotent, quick when all is up) start script, which restarts whatever is not running.
   if (process.getuid?.() !== 0) {
-    return `${already}; not root, so not starting it (run: sudo ${START_SLURM_SCRIPT})`;
+    return already === undefined ? undefined : `${already}; not root, so not starting it (run: sudo ${START_SLURM_SCRIPT})`;
   }
-  if (!existsSync(START_SLURM_SCRIPT)) return `${already}; ${START_SLURM_SCRIPT} not found`;
+  if (!existsSync(START_SLURM_SCRIPT)) return already ?? undefined;
   try {
     await execFileP('bash', [START_SLURM_SCRIPT], { timeout: 180_000 });
   } catch (e) {

@@ -180,9 +180,13 @@ export async function ensureSge(env: NodeJS.ProcessEnv): Promise<string | undefi
     }
   };
   const before = await check();
-  if (!before) return undefined;
-  if (!onPath('sge_qmaster', { ...env, PATH: `${env.PATH}:/usr/sbin` })) return before;
-  if (process.getuid?.() !== 0) return `${before}; not root, so not starting it (run: sudo ${START_SGE})`;
+  // A queue can look fine for a while after its execution daemon died, so as root always run the
+  // (idempotent) start script, which restarts whichever daemon is not running.
+  const installed = onPath('sge_qmaster', { ...env, PATH: `${env.PATH}:/usr/sbin` });
+  if (!installed || process.getuid?.() !== 0) {
+    if (!before) return undefined;
+    return installed ? `${before}; not root, so not starting it (run: sudo ${START_SGE})` : before;
+  }
   try {
     await execFileP('bash', [START_SGE], { env, timeout: 180_000 });
   } catch (e) {

@@ -224,13 +224,14 @@ describe.concurrent.each(BACKENDS.map((b) => [b.name, b] as const))('scheduler c
     fs.mkdirSync(path.join(p.root, CODE_DIR), { recursive: true });
     fs.writeFileSync(path.join(p.root, CODE_DIR, runnerFile), runner.code);
     const system = p.system;
-    await system.stage([job.id], [String(job.info.info.codeFile), runnerFile]);
     const schedName = schedulerName('once');
     p.project.store.update(job.id, { system: system.name, schedName, remoteDir: system.remoteDirOf(job.id), submitIntent: Date.now() / 1000 });
     const node = Resources.parse({ num_cores: 1, max_time: '5m' }).findNodes(system.config.partitions, { partialNode: true });
-    const sub = await system.submit([job.id], schedName, node, {
+    const script = system.writeScript([job.id], schedName, node, {
       headerExtra: [], preCmds: [], postCmds: [], envVars: call.envVars, runnerHash: runner.hash,
     });
+    const installCode = await system.stage([job.id], [script], [String(job.info.info.codeFile), runnerFile]);
+    const sub = await system.submit(script, 1, installCode);
     expect(Job.get(job.id, p.project).info.remoteId).toBeNull();
 
     // The next run of the driver: same call, re-attached, started again, found by name.
