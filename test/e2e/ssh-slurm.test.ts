@@ -38,7 +38,22 @@ describe.skipIf(unavailable !== undefined)('SSH + SLURM end to end', () => {
     const root = path.join(dir, '_expyre');
     fs.mkdirSync(root);
     fs.writeFileSync(path.join(root, 'config.json'), JSON.stringify({
-      systems: { cluster: slurmSystemConfig(path.join(dir, 'remote')) },
+      systems: {
+        cluster: slurmSystemConfig(path.join(dir, 'remote')),
+        // As an ExPyRe user writes a system: commands, pre_submit_cmds, a partition whose config key
+        // is not the scheduler's name for it, and a partition header.
+        expyre_style: {
+          host: 'xpr-test',
+          scheduler: 'slurm',
+          rundir: path.join(dir, 'remote_expyre_style'),
+          commands: ['export XPR_FROM_COMMANDS=yes'],
+          pre_submit_cmds: ['echo "$(date +%s)" >> pre_submit_ran'],
+          header: ['#SBATCH --partition={partition}', '#SBATCH --mem-per-cpu=200'],
+          partitions: {
+            quick: { num_cores: os.availableParallelism(), max_time: '5m', partition: 'short', header: ['#SBATCH --comment=from_partition_header'] },
+          },
+        },
+      },
     }));
     env = { ...process.env, EXPYRE_ROOT: root, XPR_SSH_CONFIG: sshd.sshConfigFile, XPR_SSH: 'builtin' };
     process.env.XPR_SSH_CONFIG = sshd.sshConfigFile;
@@ -88,6 +103,23 @@ describe.skipIf(unavailable !== undefined)('SSH + SLURM end to end', () => {
     expect(new Set(again.map((j) => j.info.schedName))).toEqual(new Set([schedName]));
     expect((await submissionsNamed(schedName)).size).toBe(1);
   }, 300_000);
+
+  it('honours an ExPyRe-style system: commands, pre_submit_cmds, partition names and headers', async () => {
+    const job = await Job.create({
+      name: 'expyre style', fn: ops.envOf, module: OPS, project,
+      args: [['XPR_FROM_COMMANDS', 'SLURM_JOB_PARTITION', 'EXPYRE_NUM_CORES_PER_NODE']],
+    });
+    await job.start({ system: 'expyre_style', resources: { num_cores: 1, max_time: '2m' }, partialNode: true });
+    const { result } = await job.getResults({ timeout: 120, checkInterval: 1 });
+    expect(result).toEqual(['yes', 'short', '1']);
+    const rundir = project.system('expyre_style').rundir;
+    expect(fs.readFileSync(path.join(rundir, 'pre_submit_ran'), 'utf8').trim()).toMatch(/^\d+$/);
+    const script = fs.readFileSync(path.join(rundir, '_xpr_submit', `${job.info.schedName}.sh`), 'utf8');
+    expect(script).toContain('#SBATCH --partition=short');
+    expect(script).toContain('#SBATCH --comment=from_partition_header');
+    const comment = (await run('scontrol', ['show', 'job', job.info.remoteId!])).stdout;
+    expect(comment).toContain('Comment=from_partition_header');
+  }, 180_000);
 
   it('reports a job cancelled with scancel as CANCELLED', async () => {
     const job = await Job.create({ name: 'cancel me', fn: ops.sleepy, module: OPS, args: [120], project });
