@@ -191,6 +191,24 @@ describe('the restart hash', () => {
     expect(editedHash.hashParts.code).not.toBe(base.hashParts.code);
     expect(editedHash.hash).not.toBe(base.hash);
   });
+
+  it('says why a new call did not re-attach', async () => {
+    const create = (extra: Record<string, unknown>, fn: (...a: never[]) => unknown = ops.scale, module = OPS) =>
+      Job.create({ name: 'why', fn, module, project: t.project, ...extra });
+    const first = await create({ args: [[1]], kwargs: { factor: 2 } });
+    expect(first.missReason).toBe('no earlier job of this name');
+    const otherArgs = await create({ args: [[2]], kwargs: { factor: 2 } });
+    expect(otherArgs.missReason).toBe(`the call differs from ${first.id} in: args`);
+    const edited = path.join(t.dir, 'ops-why.js');
+    fs.writeFileSync(edited, fs.readFileSync(OPS, 'utf8').replace('x * factor', 'factor * x'));
+    const mod = (await import(edited)) as typeof ops;
+    const otherCode = await create({ args: [[2]], kwargs: { factor: 2 } }, mod.scale, edited);
+    expect(otherCode.missReason).toBe(`the call differs from ${otherArgs.id} in: code`);
+    t.project.store.update(otherCode.id, { status: 'failed' });
+    const rerun = await create({ args: [[2]], kwargs: { factor: 2 } }, mod.scale, edited);
+    expect(rerun.missReason).toBe(`the same call ran as ${otherCode.id}, which is failed`);
+    expect((await create({ args: [[2]], kwargs: { factor: 2 } }, mod.scale, edited)).reattached).toBe(true);
+  });
 });
 
 describe('clean', () => {

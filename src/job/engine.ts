@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UnreachableError, XprError } from '../errors.js';
 import type { NodeChoice } from '../resources/types.js';
-import { EXIT_CODE_FILE, RESULT_FILE, STARTED_FILE } from '../runner/protocol.js';
+import { EXIT_CODE_FILE, RESULT_FILE } from '../runner/protocol.js';
 import type { RemoteState } from '../schedulers/types.js';
 import type { JobRecord, JobStore } from '../store/jobstore.js';
 import type { JobStatus } from '../store/status.js';
@@ -173,10 +173,6 @@ export function judge(stageDir: string): 'succeeded' | 'failed' | undefined {
   // The script finished but the runner wrote nothing: node itself failed (not found, bad version).
   if (fs.existsSync(path.join(stageDir, EXIT_CODE_FILE))) return 'failed';
   return undefined;
-}
-
-export function hasStartedLocally(stageDir: string): boolean {
-  return fs.existsSync(path.join(stageDir, STARTED_FILE));
 }
 
 export function outputFilesOf(job: JobRecord): string[] {

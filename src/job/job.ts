@@ -13,7 +13,7 @@ import { FINAL, REATTACHABLE, type JobStatus } from '../store/status.js';
 import { decode, encode } from '../util/codec.js';
 import { bundleModule, callerFile, locateFunction, runnerBundle, type AnyFunction } from './code.js';
 import { refreshJobs, submitJobs } from './engine.js';
-import { callHash, newJobId, validateJobName } from './identity.js';
+import { callHash, hashDiff, newJobId, validateJobName } from './identity.js';
 import { currentProject, type Project } from './project.js';
 
 export interface JobOptions {
@@ -72,14 +72,21 @@ const STDERR_TAIL_LINES = 20;
 export class Job {
   /** True when `create` found an identical earlier call and attached to it instead of staging anew. */
   readonly reattached: boolean;
+  /**
+   * For a job `create` made anew: why no earlier job was re-attached (no earlier job of that name,
+   * the earlier one failed or was processed, or which parts of the call changed: code, args, inputs).
+   */
+  readonly missReason: string | undefined;
 
   private constructor(
     readonly project: Project,
     private record: JobRecord,
     reattached: boolean,
     private readonly callOptions: Pick<JobOptions, 'preCmds' | 'postCmds' | 'envVars'> = {},
+    missReason?: string,
   ) {
     this.reattached = reattached;
+    this.missReason = missReason;
   }
 
   get id(): string { return this.record.id; }
@@ -139,13 +146,15 @@ export class Job {
         },
       });
     }
+    const earlier = project.store.latestByNames([...new Set([...fresh.values()].map((j) => j.name))]);
     project.store.insertMany([...fresh.values()]);
     const created = new Set<string>();
     return prepared.map((p) => {
       const record = found.get(p.hash) ?? project.store.get(fresh.get(p.hash)!.id)!;
       const isNew = fresh.has(p.hash) && !created.has(p.hash);
       created.add(p.hash);
-      return new Job(project, record, !isNew, p.options);
+      const miss = isNew ? missReason(earlier.get(p.options.name), p.hash, p.parts) : undefined;
+      return new Job(project, record, !isNew, p.options, miss);
     });
   }
 
@@ -233,19 +242,11 @@ export class Job {
    * ended without a result, JobTimeoutError if `timeout` passed first.
    */
   async getResults<T = unknown>(options: ResultsOptions = {}): Promise<JobResults<T>> {
-    const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout * 1000;
-    const maxPause = (options.checkInterval ?? (this.project.system(this.record.system ?? 'local').inPlace ? 2 : 30)) * 1000;
-    let pause = Math.min(100, maxPause);
-    for (;;) {
-      const status = await this.sync();
-      if (status === 'created') {
-        throw new XprError(`Job ${this.id} has not been started`, { hint: 'Call start() first.' });
-      }
-      if (status !== 'submitted' && status !== 'started') return this.outcome<T>();
-      if (Date.now() >= deadline) throw new JobTimeoutError(this.id, options.timeout ?? 0, status);
-      await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
-      pause = Math.min(maxPause, pause * 1.5);
+    if (this.reload().status === 'created') {
+      throw new XprError(`Job ${this.id} has not been started`, { hint: 'Call start() first.' });
     }
+    await Job.waitAll([this], options);
+    return this.outcome<T>();
   }
 
   private outcome<T>(): JobResults<T> {
@@ -312,6 +313,14 @@ export class Job {
     this.project.store.update(r.id, { status: 'cleaned', info: { ...r.info, wiped: options.wipe ?? false } });
     this.reload();
   }
+}
+
+/** Why a new call did not re-attach to the newest earlier job of the same name. */
+function missReason(earlier: JobRecord | undefined, hash: string, parts: Record<string, string>): string {
+  if (!earlier) return 'no earlier job of this name';
+  if (earlier.hash === hash) return `the same call ran as ${earlier.id}, which is ${earlier.status}`;
+  const changed = hashDiff(earlier.hashParts, parts);
+  return `the call differs from ${earlier.id} in: ${changed.length ? changed.join(', ') : 'its hash'}`;
 }
 
 /** Everything about a call that does not need the database: code, hash, the staged call file. */

@@ -263,6 +263,19 @@ export class JobStore {
     return out;
   }
 
+  /** For each name, the newest job with it (one query per 500 names). */
+  latestByNames(names: readonly string[]): Map<string, JobRecord> {
+    const out = new Map<string, JobRecord>();
+    for (let i = 0; i < names.length; i += 500) {
+      const chunk = names.slice(i, i + 500);
+      // Rows are appended as jobs are created, so the largest rowid of a name is its newest job.
+      const rows = this.sql(`SELECT * FROM jobs WHERE rowid IN
+        (SELECT max(rowid) FROM jobs WHERE name IN (${chunk.map(() => '?').join(',')}) GROUP BY name)`).all(...chunk) as Row[];
+      for (const row of rows) out.set(row.name, toRecord(row));
+    }
+    return out;
+  }
+
   /** Jobs matching every given filter, oldest first. */
   list(filter: JobFilter = {}): JobRecord[] {
     const { sql, params } = whereClause(filter);
@@ -369,16 +382,6 @@ export class JobStore {
       for (const id of ids) changed += stmt.run(...values, id, ...(ifStatus ?? [])).changes;
     }).immediate();
     return changed;
-  }
-
-  /** Merge keys into a job's `info` JSON inside one transaction. */
-  mergeInfo(id: string, extra: Record<string, unknown>): void {
-    this.db.transaction(() => {
-      const cur = this.get(id);
-      if (!cur) return;
-      this.sql('UPDATE jobs SET info = ?, updated_at = ? WHERE id = ?')
-        .run(JSON.stringify({ ...cur.info, ...extra }), Date.now() / 1000, id);
-    }).immediate();
   }
 
   delete(ids: readonly string[]): number {
