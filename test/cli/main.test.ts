@@ -180,3 +180,17 @@ describe('main() output', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ total: 1, counts: { succeeded: 1 } });
   });
 });
+
+describe('the xpr process on a closed pipe', () => {
+  it('stops quietly when its reader has gone (xpr --help | head)', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [path.resolve('bin/xpr.js'), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Close the reading end before xpr writes: every write it makes then fails with EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(stderr).not.toContain('EPIPE');
+    expect(code).toBe(0);
+  });
+});
