@@ -28,10 +28,16 @@ const clusterInfo = (extra: Record<string, unknown> = {}): Record<string, unknow
 const viaEnv = (info: Record<string, unknown>) => ({ WFL_EXPYRE_INFO: JSON.stringify({ 'ops.js::calculate': info }) });
 const items = (n: number) => Array.from({ length: n }, (_v, x) => ({ id: `i${x}`, x }));
 
-/** Submissions SLURM recorded under a scheduler job name (array elements count once). */
+/**
+ * Submissions SLURM recorded under a scheduler job name (array elements count once). Accounting
+ * lags submission by a moment, so wait (up to 20 s) until it lists at least one.
+ */
 async function submissionsNamed(name: string): Promise<Set<string>> {
-  const ids = (await run('sacct', ['-n', '-X', '-P', '--name', name, '-o', 'JobID'])).stdout.trim().split('\n').filter(Boolean);
-  return new Set(ids.map((id) => id.split('_')[0]!));
+  for (let i = 0; ; i++) {
+    const ids = (await run('sacct', ['-n', '-X', '-P', '--name', name, '-o', 'JobID'])).stdout.trim().split('\n').filter(Boolean);
+    if (ids.length || i >= 40) return new Set(ids.map((id) => id.split('_')[0]!));
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 describe.skipIf(unavailable !== undefined)('autoparallelize over SSH + SLURM', () => {
