@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { JobStore, type JobRecord } from '../../src/store/jobstore.js';
 
 export const FIXTURES = path.resolve('test/fixtures/autopara');
 export const EXAMPLES = path.resolve('examples');
@@ -54,4 +55,26 @@ export function jsonLines(out: string): unknown[] {
 
 export function remoteInfo(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { sys_name: 'local', resources: { num_cores: 1, max_time: '5m' }, ...extra };
+}
+
+/** Every job recorded in the sandbox's project (none before the first one is made). */
+export function sandboxJobs(box: Sandbox): JobRecord[] {
+  const file = path.join(box.root, 'jobs.db');
+  if (!fs.existsSync(file)) return [];
+  const store = JobStore.open(file);
+  try {
+    return store.list();
+  } finally {
+    store.close();
+  }
+}
+
+/** Run the fixture driver `drive.js` in the sandbox with a call spec. */
+export function drive(
+  box: Sandbox, spec: Record<string, unknown>, env: Record<string, string> = {},
+  onStderr?: (t: string, kill: () => void) => void,
+): Promise<RunResult> {
+  return runNode([path.join(FIXTURES, 'drive.js')], {
+    cwd: box.dir, env: { ...box.env, XPR_TEST_SPEC: JSON.stringify(spec), ...env }, ...(onStderr ? { onStderr } : {}),
+  });
 }

@@ -4,30 +4,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JobStore } from '../../src/store/jobstore.js';
 import type { JobRecord } from '../../src/store/jobstore.js';
-import { EXAMPLES, FIXTURES, jsonLines, remoteInfo, runNode, sandbox, type Sandbox } from './helpers.js';
+import { drive as driveIn, EXAMPLES, jsonLines, remoteInfo, runNode, sandbox, sandboxJobs, type Sandbox } from './helpers.js';
 
 let box: Sandbox;
 beforeEach(() => { box = sandbox(); });
 afterEach(() => box.cleanup());
 
-function jobs(): JobRecord[] {
-  const file = path.join(box.root, 'jobs.db');
-  if (!fs.existsSync(file)) return [];
-  const store = JobStore.open(file);
-  try {
-    return store.list();
-  } finally {
-    store.close();
-  }
-}
+const jobs = (): JobRecord[] => sandboxJobs(box);
 
-function drive(spec: Record<string, unknown>, env: Record<string, string> = {}, onStderr?: (t: string, kill: () => void) => void) {
-  return runNode([path.join(FIXTURES, 'drive.js')], {
-    cwd: box.dir, env: { ...box.env, XPR_TEST_SPEC: JSON.stringify(spec), ...env }, ...(onStderr ? { onStderr } : {}),
-  });
-}
+const drive = (spec: Record<string, unknown>, env: Record<string, string> = {}, onStderr?: (t: string, kill: () => void) => void) =>
+  driveIn(box, spec, env, onStderr);
 
 const items = (n: number) => Array.from({ length: n }, (_v, x) => ({ id: `i${x}`, x }));
 const viaEnv = (info: Record<string, unknown>) => ({ WFL_EXPYRE_INFO: JSON.stringify({ 'ops.js::calculate': info }) });

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { JobStore, type JobRecord } from '../../src/store/jobstore.js';
-import { EXAMPLES, FIXTURES, runNode, sandbox, type Sandbox } from '../autopara/helpers.js';
+import type { JobRecord } from '../../src/store/jobstore.js';
+import { drive as driveIn, EXAMPLES, runNode, sandbox, sandboxJobs, type Sandbox } from '../autopara/helpers.js';
 import { slurmSystemConfig } from '../cluster/cluster-config.js';
 import { ensureSlurm } from '../cluster/slurm.js';
 import { sshdAvailable, startSshd, type SshdHandle } from '../cluster/sshd.js';
@@ -56,22 +56,10 @@ describe.skipIf(unavailable !== undefined)('autoparallelize over SSH + SLURM', (
   });
   afterEach(() => box.cleanup());
 
-  function jobs(): JobRecord[] {
-    const file = path.join(box.root, 'jobs.db');
-    if (!fs.existsSync(file)) return [];
-    const store = JobStore.open(file);
-    try {
-      return store.list();
-    } finally {
-      store.close();
-    }
-  }
+  const jobs = (): JobRecord[] => sandboxJobs(box);
 
-  function drive(spec: Record<string, unknown>, env: Record<string, string> = {}, onStderr?: (t: string, kill: () => void) => void) {
-    return runNode([path.join(FIXTURES, 'drive.js')], {
-      cwd: box.dir, env: { ...box.env, XPR_TEST_SPEC: JSON.stringify(spec), ...env }, ...(onStderr ? { onStderr } : {}),
-    });
-  }
+  const drive = (spec: Record<string, unknown>, env: Record<string, string> = {}, onStderr?: (t: string, kill: () => void) => void) =>
+    driveIn(box, spec, env, onStderr);
 
   const read = (f: string) => fs.readFileSync(path.join(box.dir, f), 'utf8');
   const parents = (recs: readonly JobRecord[]) => new Set(recs.map((r) => r.remoteId!.split('_')[0]!));
