@@ -214,7 +214,6 @@ describe('loadConfig: systems and defaults', () => {
       rundir: 'run_expyre', runsInPlace: false, no_default_header: false, pre_submit_cmds: [], script_exec: '/bin/bash',
       remsh_cmd: '/usr/bin/ssh -q', max_array_size: 1000, node_command: 'node',
     });
-    expect(c.max_running).toBeUndefined();
     expect(origins.get('systems.cluster.remsh_cmd')).toBe('env EXPYRE_RSH');
     // No host: a relative rundir is under the local $HOME (ExPyRe); no partitions = the whole machine.
     const here = getSystem(config, 'here');

@@ -90,8 +90,6 @@ function normalizeSystem(name: string, sys: ParsedSystem, ctx: NormalizeContext)
     max_array_size: sys.max_array_size ?? DEFAULTS.max_array_size,
     node_command: sys.node_command ?? DEFAULTS.node_command,
   };
-  if (sys.max_running !== undefined) out.max_running = sys.max_running;
-  if (sys.project_dir !== undefined) out.project_dir = sys.project_dir;
   return out;
 }
 

@@ -39,10 +39,6 @@ export interface SystemConfig {
   max_array_size: number;
   /** How to start Node on the remote side. */
   node_command: string;
-  /** Cap on jobs running at once (used by the local scheduler). */
-  max_running?: number;
-  /** Remote dir holding the project's code, to import ops from instead of shipping a bundle. */
-  project_dir?: string;
 }
 
 export interface XprConfig {
@@ -170,8 +166,6 @@ export const systemSchema = closed('a system', {
   script_exec: text('interpreter of the job script').optional(),
   max_array_size: positiveInt('largest job array').optional(),
   node_command: text('command that starts node').optional(),
-  max_running: positiveInt('jobs running at once').optional(),
-  project_dir: text('remote project dir').optional(),
 });
 
 export const configSchema = closed('the top level of config.json', {

@@ -214,8 +214,8 @@ async function runBundle(entry: string, plugins: Plugin[], what: string): Promis
       ? errors.map((e) => `  ${e.location ? `${e.location.file}:${e.location.line}: ` : ''}${e.text}`).join('\n')
       : `  ${(err as Error).message}`;
     throw new XprError(`Cannot bundle ${what} for a job:\n${detail}`, {
-      hint: 'A job carries its code as one bundled file; native addons cannot be bundled. ' +
-        'Give the system a `project_dir` where the project is installed to import the code there instead.',
+      hint: 'A job carries its code as one bundled file, so the remote needs only node; native addons ' +
+        'cannot be bundled. Keep such imports out of the module that exports the function.',
       cause: err,
     });
   }
