@@ -11,7 +11,6 @@ import type { OutputSpec } from '../configset/outputspec.js';
 import { JobTimeoutError, XprError } from '../errors.js';
 import { refreshJobs } from '../job/engine.js';
 import { Job, type JobOptions } from '../job/job.js';
-import type { Project } from '../job/project.js';
 import type { AutoparaCallSpec } from '../runner/protocol.js';
 import type { JobRecord } from '../store/jobstore.js';
 import { chunk, POOL_SIZE_VARS } from './poolsize.js';
@@ -91,30 +90,8 @@ function counts(records: readonly JobRecord[]): JobCounts {
 
 const ONGOING = new Set(['created', 'submitted', 'started']);
 
-/** Remote calls under way in this process, and the projects they used. */
-let callsUnderWay = 0;
-const projectsUsed = new Set<Project>();
-
-/**
- * Run the call as jobs; returns the outputs, or undefined when not waiting for results. When no other
- * remote call is under way, the projects used are closed (they reopen on next use): a script calling
- * ops never closes a project itself, and an open SSH connection (socket, keepalive timer) would keep
- * its process alive after its last line.
- */
+/** Run the call as jobs; returns the outputs, or undefined when not waiting for results. */
 export async function runRemote(run: RemoteRun): Promise<ConfigSet<unknown> | undefined> {
-  callsUnderWay++;
-  try {
-    return await runRemoteCall(run, (p) => projectsUsed.add(p));
-  } finally {
-    if (--callsUnderWay === 0) {
-      const open = [...projectsUsed];
-      projectsUsed.clear();
-      await Promise.all(open.map((p) => p.close()));
-    }
-  }
-}
-
-async function runRemoteCall(run: RemoteRun, used: (project: Project) => void): Promise<ConfigSet<unknown> | undefined> {
   const { info, outputs } = run;
   const jobName = info.job_name ?? run.name;
   const perJob = itemsPerJob(info, run.numInputsPerSubprocess);
@@ -144,7 +121,6 @@ async function runRemoteCall(run: RemoteRun, used: (project: Project) => void): 
   // One hash lookup for all chunks; identical chunks share one job.
   const jobs: Job[] = await Job.createMany(chunks.map((_c, i) => jobOptions(i)), run.module);
   const project = jobs[0]?.project;
-  if (project) used(project);
   const reattached = jobs.filter((j) => j.reattached).length;
 
   if (project && info.resubmit_killed_jobs && reattached > 0) {

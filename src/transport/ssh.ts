@@ -4,6 +4,7 @@
 // channels below sshd's MaxSessions, sends keepalives, and reconnects after a drop; a command that
 // must not run twice (a submission) is never re-run blindly. The only module that imports ssh2.
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type {
@@ -33,7 +34,6 @@ const CONNECT_DELAYS_MS = [0, 500, 1000, 2500, 5000];
 /** Runs of one operation across dropped connections. */
 const MAX_OP_ATTEMPTS = 3;
 const KEEPALIVE_MS = 15_000;
-const KEEPALIVE_COUNT_MAX = 4;
 const READY_TIMEOUT_MS = 20_000;
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
   'ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa',
@@ -170,14 +170,48 @@ class SshConnection {
   private connecting: Promise<SshClient> | undefined;
   private jump: SshConnection | undefined;
   private closed = false;
+  /** Our own TCP socket to the host (none when reached through a jump host's channel). */
+  private tcp: net.Socket | undefined;
+  /** Operations under way on this connection, and connections that reach their host through it. */
+  private busy = 0;
+  private dependents = 0;
+  private holdingJump = false;
 
   constructor(readonly target: SshTarget) {}
+
+  /**
+   * An idle connection must not keep a finished script's process alive, and a busy one must: the
+   * socket is referenced only while an operation (or a connection through this one) is under way.
+   * That is also why keepalive is TCP's (kernel timers) rather than ssh2's (a referenced interval).
+   */
+  private updateHold(): void {
+    const held = this.busy + this.dependents > 0;
+    if (held) this.tcp?.ref();
+    else this.tcp?.unref();
+    if (this.jump && held !== this.holdingJump) {
+      this.holdingJump = held;
+      this.jump.hold(held ? 1 : -1);
+    }
+  }
+
+  /** A connection through this one (ProxyJump) is busy (+1) or idle again (-1). */
+  hold(delta: number): void {
+    this.dependents += delta;
+    this.updateHold();
+  }
 
   /** Open a channel running `command` and hand it to `use`, reconnecting and retrying as allowed. */
   async withChannel<T>(command: string, idempotent: boolean, use: ChannelUser<T>): Promise<T> {
     let last: ConnectionLost | undefined;
     for (let attempt = 1; attempt <= MAX_OP_ATTEMPTS; attempt++) {
-      const release = await this.limiter.acquire();
+      const slot = await this.limiter.acquire();
+      this.busy++;
+      this.updateHold();
+      const release = () => {
+        slot();
+        this.busy--;
+        this.updateHold();
+      };
       let ch: ClientChannel | undefined;
       try {
         const client = await this.ready();
@@ -263,9 +297,16 @@ class SshConnection {
 
   private async connectOnce(): Promise<SshClient> {
     const { settings: s, jump, label } = this.target;
-    let sock: ClientChannel | undefined;
-    if (jump) {
+    const keepaliveMs = s.serverAliveIntervalMs ?? KEEPALIVE_MS;
+    let sock: ClientChannel | net.Socket | undefined;
+    if (!jump) {
+      const tcp = net.connect({ host: s.hostName, port: s.port });
+      tcp.setKeepAlive(true, keepaliveMs);
+      tcp.setNoDelay(true);
+      sock = tcp;
+    } else {
       this.jump ??= acquireConnection(jump);
+      this.updateHold();
       const jc = await this.jump.ready();
       try {
         sock = await forwardOut(jc, s.hostName, s.port);
@@ -298,8 +339,8 @@ class SshConnection {
       host: s.hostName,
       port: s.port,
       username: s.user,
-      keepaliveInterval: s.serverAliveIntervalMs ?? KEEPALIVE_MS,
-      keepaliveCountMax: s.serverAliveCountMax ?? KEEPALIVE_COUNT_MAX,
+      // TCP keepalive instead (see updateHold): ssh2's keeps an interval timer referenced.
+      keepaliveInterval: 0,
       readyTimeout: s.connectTimeoutMs ?? READY_TIMEOUT_MS,
       hostVerifier,
       algorithms: { serverHostKey: [...preferred, ...HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))] },
@@ -314,6 +355,8 @@ class SshConnection {
       client.on('ready', () => {
         settled = true;
         opened++;
+        this.tcp = sock instanceof net.Socket ? sock : undefined;
+        this.updateHold();
         resolve(client);
       });
       client.on('error', (err: Error) => {

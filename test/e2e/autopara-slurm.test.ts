@@ -83,9 +83,13 @@ describe.skipIf(unavailable !== undefined)('autoparallelize over SSH + SLURM', (
     fs.rmSync(path.join(box.dir, 'scaled.jsonl'));
     fs.rmSync(path.join(box.dir, 'even.jsonl'));
 
+    const logins = sshd.connectionsAccepted();
+    // The script never closes anything: it must still exit on its own once its calls are done.
     const remote = await runNode([script], { cwd: box.dir, env: { ...box.env, WFL_EXPYRE_INFO: 'remoteinfo.json' } });
     expect(remote.code, remote.stderr).toBe(0);
     expect([read('scaled.jsonl'), read('even.jsonl')]).toEqual(localOut);
+    // Two remote calls, one SSH login for the whole run.
+    expect(sshd.connectionsAccepted() - logins).toBe(1);
     expect(remote.stderr).toContain('key "fit.js::stageA,ops.js::calculate" matched');
     expect(remote.stderr).toContain('3 job(s) "scale_chunk_<i>" of up to 20 item(s) on "cluster": 3 submitted');
     expect(remote.stderr).toContain('3 job(s) "even_chunk_<i>" of up to 25 item(s) on "cluster": 3 submitted');
