@@ -21,6 +21,29 @@ export class XprError extends Error {
   }
 }
 
+/**
+ * The frames of the code that called `entry` (a public function of xpr), captured when it is
+ * called: after its first await, the caller is no longer on the stack.
+ */
+export function callSite(entry: (...args: never[]) => unknown): string {
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, entry);
+  return (holder.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).join('\n');
+}
+
+/**
+ * What a user reads when an XprError reaches the top of their script uncaught: the message and the
+ * hint, then their own frames from the call into xpr (`site`) outwards. xpr's internal frames say
+ * nothing about a user's mistake, so they are shown only with XPR_DEBUG=1. Other errors (bugs) keep
+ * their whole stack.
+ */
+export function forUser(err: unknown, site: string): unknown {
+  if (err instanceof XprError && !process.env['XPR_DEBUG']) {
+    err.stack = `${err.name}: ${err.describe()}${site ? `\n${site}` : ''}`;
+  }
+  return err;
+}
+
 /** One problem found in a configuration file, located by file and key path. */
 export interface ConfigIssue {
   /** File the value came from, if known. */

@@ -326,7 +326,7 @@ describe('loadConfig: errors', () => {
   it('names the known schedulers for an unknown one', () => {
     writeConfig(path.join(proj, '_expyre'), { systems: { a: { scheduler: 'lsf' } } });
     const err = configError(() => load());
-    expect(err.issues[0]?.message).toBe('unknown scheduler "lsf" (known: slurm, pbs, sge, local)');
+    expect(err.issues[0]?.message).toBe('unknown scheduler "lsf" (known: slurm, pbs, torque, sge, local)');
   });
 
   it('says what a wrong type got', () => {

@@ -3,7 +3,9 @@
 #   OpenSSH server + client, munge, SLURM (slurmctld, slurmd, client), procps;
 #   SLURM accounting: slurmdbd + mariadb-server (so `sacct -j ID` works; skip with --no-accounting);
 #   optional, in a separate step that may fail without failing the script: Grid Engine
-#   (gridengine-master, gridengine-exec, gridengine-client; skip with --no-sge).
+#   (gridengine-master, gridengine-exec, gridengine-client; skip with --no-sge);
+#   tcsh and redis-server; Debian's slurm-wlm-torque (Torque-style qsub/qstat/qdel over SLURM),
+#   unpacked to /opt/slurm-wlm-torque rather than installed (see TORQUE_DIR below).
 #
 #   scripts/test-cluster/install.sh [--no-accounting] [--no-sge]
 #
@@ -29,9 +31,17 @@ for arg in "$@"; do
   esac
 done
 
-REQUIRED=(openssh-server openssh-client munge slurmctld slurmd slurm-client procps)
+# libslurm-perl, libslurmdb-perl, libswitch-perl: what slurm-wlm-torque's wrappers run on.
+REQUIRED=(openssh-server openssh-client munge slurmctld slurmd slurm-client procps tcsh redis-server
+  libslurm-perl libslurmdb-perl libswitch-perl)
 ACCOUNTING=(slurmdbd mariadb-server)
 SGE=(gridengine-master gridengine-exec gridengine-client)
+# slurm-wlm-torque declares Conflicts: gridengine-client (both own /usr/bin/qsub, qstat, qdel), so
+# installing either removes the other. Its files are unpacked to TORQUE_DIR instead, next to links
+# to sbatch/salloc/srun (its qsub runs them from its own dir); the Torque tests put
+# $TORQUE_DIR/usr/bin first on PATH.
+TORQUE_PKG=slurm-wlm-torque
+TORQUE_DIR=/opt/slurm-wlm-torque
 
 [ -r /etc/debian_version ] || die "this script installs Debian packages; /etc/debian_version not found"
 command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found; not a Debian system?"
@@ -44,9 +54,12 @@ miss_acct=()
 if [ "$with_accounting" -eq 1 ]; then mapfile -t miss_acct < <(missing_of "${ACCOUNTING[@]}"); fi
 miss_sge=()
 if [ "$with_sge" -eq 1 ]; then mapfile -t miss_sge < <(missing_of "${SGE[@]}"); fi
+miss_torque=()
+if [ ! -x "$TORQUE_DIR/usr/bin/qsub" ] || [ ! -e "$TORQUE_DIR/usr/bin/sbatch" ]; then miss_torque=("$TORQUE_PKG"); fi
 
-if [ "${#miss_req[@]}" -eq 0 ] && [ "${#miss_acct[@]}" -eq 0 ] && [ "${#miss_sge[@]}" -eq 0 ]; then
-  say "everything is already installed: ${REQUIRED[*]}$([ "$with_accounting" -eq 1 ] && printf ' %s' "${ACCOUNTING[@]}")$([ "$with_sge" -eq 1 ] && printf ' %s' "${SGE[@]}")"
+if [ "${#miss_req[@]}" -eq 0 ] && [ "${#miss_acct[@]}" -eq 0 ] && [ "${#miss_sge[@]}" -eq 0 ] && [ "${#miss_torque[@]}" -eq 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then bash "$(dirname "$0")/create-users.sh" || die "creating the test cluster's users failed"; fi
+  say "everything is already installed: ${REQUIRED[*]}$([ "$with_accounting" -eq 1 ] && printf ' %s' "${ACCOUNTING[@]}")$([ "$with_sge" -eq 1 ] && printf ' %s' "${SGE[@]}") $TORQUE_PKG (in $TORQUE_DIR)"
   exit 0
 fi
 
@@ -55,6 +68,9 @@ if [ "$(id -u)" -ne 0 ]; then
   printf 'install: not root, so nothing was installed. Missing packages: %s\n' "${all[*]}" >&2
   printf 'install: run this script as root (sudo %s), or:\n' "$0" >&2
   printf '  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends %s\n' "${all[*]}" >&2
+  if [ "${#miss_torque[@]}" -gt 0 ]; then
+    printf '  (%s is unpacked to %s, not installed; see the Torque step in %s)\n' "$TORQUE_PKG" "$TORQUE_DIR" "$0" >&2
+  fi
   if [ "${#miss_sge[@]}" -gt 0 ]; then
     printf '  (gridengine needs debconf answers first; see the SGE step in %s)\n' "$0" >&2
   fi
@@ -135,4 +151,26 @@ if [ "$with_sge" -eq 1 ]; then
       || dpkg --configure -a >/dev/null 2>&1 || true
   fi
 fi
+# ---------------------------------------------------------------- Torque wrappers, unpacked
+install_torque() {
+  local tmp new="$TORQUE_DIR.new" deb b
+  tmp="$(mktemp -d)"
+  # As root into a private dir: apt's _apt sandbox user could not write there.
+  (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$TORQUE_PKG") || { rm -rf "$tmp"; return 1; }
+  deb="$(ls "$tmp"/"$TORQUE_PKG"_*.deb)" || { rm -rf "$tmp"; return 1; }
+  rm -rf "$new"
+  if ! dpkg-deb -x "$deb" "$new" || ! dpkg-deb -f "$deb" Version >"$new/VERSION"; then
+    rm -rf "$tmp" "$new"
+    return 1
+  fi
+  rm -rf "$tmp"
+  for b in sbatch salloc srun; do ln -s "/usr/bin/$b" "$new/usr/bin/$b"; done
+  rm -rf "$TORQUE_DIR" && mv "$new" "$TORQUE_DIR"
+}
+if [ "${#miss_torque[@]}" -gt 0 ]; then
+  install_torque || die "could not unpack $TORQUE_PKG into $TORQUE_DIR"
+  say "$TORQUE_PKG $(cat "$TORQUE_DIR/VERSION") is unpacked in $TORQUE_DIR (qsub, qstat, qdel in $TORQUE_DIR/usr/bin)"
+fi
+# The cluster's own accounts (another uid and home, bash and tcsh login shells) for the SSH tests.
+bash "$(dirname "$0")/create-users.sh" || die "creating the test cluster's users failed"
 say "done"

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigSet, type ConfigSetSource } from '../configset/configset.js';
 import type { Located } from '../configset/loc.js';
 import { OutputSpec, type StoredResult } from '../configset/outputspec.js';
-import { XprError } from '../errors.js';
+import { callSite, forUser, XprError } from '../errors.js';
 import { locateFunction, type FunctionRef } from '../job/code.js';
 import { distFile } from '../util/paths.js';
 import { callOp, type InitializerRef, type Op, type OpTarget } from './callop.js';
@@ -81,6 +81,17 @@ export function autoparallelize<I = unknown, R = unknown, K extends object = Rec
   ): Promise<ConfigSet<R> | undefined> {
     // First, before any await: the caller's frames are only on the stack now.
     const frames = [...userFrames(autoparallelized), self];
+    const site = callSite(autoparallelized);
+    try {
+      return await call(frames, inputs, outputs, kwargs, autopara);
+    } catch (err) {
+      throw forUser(err, site);
+    }
+  };
+
+  const call = async (
+    frames: StackFrame[], inputs: Inputs<I>, outputs?: OutputSpec<R> | null, kwargs?: K, autopara?: AutoparaOptions,
+  ): Promise<ConfigSet<R> | undefined> => {
     checkOptions(autopara, `${name}(inputs, outputs, kwargs, autopara)`);
     const opts = resolveOptions(autopara, wrapperDefaults);
     const inputSet = inputs instanceof ConfigSet ? inputs : new ConfigSet<I>(inputs as ConfigSetSource<I>);

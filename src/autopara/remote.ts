@@ -161,6 +161,7 @@ export async function runRemote(run: RemoteRun): Promise<ConfigSet<unknown> | un
   }
 
   await waitForJobs(run, jobs);
+  if (!info.ignore_failed_jobs) await raiseFirstFailure(run.name, jobs);
 
   for (let i = 0; i < chunks.length; i++) {
     const job = jobs[i]!;
@@ -188,6 +189,24 @@ export async function runRemote(run: RemoteRun): Promise<ConfigSet<unknown> | un
   outputs.close();
   if (process.env[NO_MARK_PROCESSED_VAR] === undefined) for (const job of jobs) job.markProcessed();
   return outputs.toConfigSet();
+}
+
+/**
+ * If a chunk failed, throw its error (RemoteError, JobDiedError), saying which chunk and job it was:
+ * the wait stops at the first failure, so other chunks may still be running, and their results are
+ * not what went wrong. They are left to run; a rerun re-attaches to them.
+ */
+async function raiseFirstFailure(name: string, jobs: readonly Job[]): Promise<void> {
+  const statuses = jobs.map((j) => j.reload().status);
+  const index = statuses.findIndex((s) => s === 'failed' || s === 'died');
+  if (index < 0) return;
+  const job = jobs[index]!;
+  const running = new Set(jobs.filter((j, i) => ONGOING.has(statuses[i]!)).map((j) => j.id)).size;
+  const err = await job.getResults({ timeout: 0 }).then(() => undefined, (e: unknown) => e);
+  if (err === undefined) return;
+  say(`xpr ${name}: chunk ${index} (job ${job.id}) failed` +
+    (running ? `; ${running} other job(s) still queued or running are left to finish (a rerun re-attaches to them)` : ''));
+  throw err;
 }
 
 /**

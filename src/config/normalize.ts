@@ -89,6 +89,7 @@ function normalizeSystem(name: string, sys: ParsedSystem, ctx: NormalizeContext)
     script_exec: sys.script_exec ?? DEFAULTS.script_exec,
     max_array_size: sys.max_array_size ?? DEFAULTS.max_array_size,
     node_command: sys.node_command ?? DEFAULTS.node_command,
+    ...(sys.missing_job_grace !== undefined ? { missing_job_grace: sys.missing_job_grace } : {}),
   };
   return out;
 }

@@ -1,6 +1,7 @@
 // The per-project dir under a system's rundir, named as ExPyRe names it
 // (`<rundir>/<hostname>-<project path with / as _>`), so that two projects, or the same project on
 // two machines, never share remote job dirs.
+import os from 'node:os';
 import path from 'node:path';
 import { PROJECT_DIR_NAMES } from './discover.js';
 import type { SystemConfig, XprConfig } from './schema.js';
@@ -18,9 +19,11 @@ export function projectRundir(
 }
 
 /**
- * ExPyRe's `rundir_extra`: host name ($HOSTNAME unless the config overrides it; unexported in many
- * shells, hence ExPyRe's fallback 'unknown_host') and the project path, both needed to find a job's
- * dir again from a later run.
+ * ExPyRe's `rundir_extra`: host name and project path, so that two projects, or one project on two
+ * machines, get different dirs. The host is the config's override, else $HOSTNAME, else the
+ * machine's own name: many shells do not export HOSTNAME, and ExPyRe's fallback 'unknown_host'
+ * would put every such machine's jobs in one dir. Jobs record the dir they were submitted to, so a
+ * later run from another shell still finds them whatever this gives.
  */
 export function rundirExtra(
   config: Pick<XprConfig, 'remote_rundir_submit_hostname'>,
@@ -28,6 +31,14 @@ export function rundirExtra(
   env: NodeJS.ProcessEnv = process.env,
 ): string {
   const project = (PROJECT_DIR_NAMES as readonly string[]).includes(path.basename(stageDir)) ? path.dirname(stageDir) : stageDir;
-  const host = config.remote_rundir_submit_hostname ?? env['HOSTNAME'] ?? 'unknown_host';
+  const host = config.remote_rundir_submit_hostname ?? (env['HOSTNAME'] || machineName());
   return `${host}-${project.replace(/\//g, '_')}`;
+}
+
+function machineName(): string {
+  try {
+    return os.hostname() || 'unknown_host';
+  } catch {
+    return 'unknown_host';
+  }
 }

@@ -7,7 +7,7 @@ import type { Partition } from '../resources/types.js';
 import { MEMORY_FORMATS, parseMemory, parseTime, TIME_FORMATS } from '../resources/units.js';
 import { isPlainObject, type KeyPath } from './merge.js';
 
-export const KNOWN_SCHEDULERS = ['slurm', 'pbs', 'sge', 'local'] as const;
+export const KNOWN_SCHEDULERS = ['slurm', 'pbs', 'torque', 'sge', 'local'] as const;
 export type SchedulerName = (typeof KNOWN_SCHEDULERS)[number];
 
 /** A system as xpr uses it: every default filled in, units parsed. */
@@ -39,6 +39,11 @@ export interface SystemConfig {
   max_array_size: number;
   /** How to start Node on the remote side. */
   node_command: string;
+  /**
+   * Seconds a job may be gone from the queue with no files before it counts as died (files written
+   * on a compute node can show late on a shared file system). Absent: 60, or 0 on the local scheduler.
+   */
+  missing_job_grace?: number;
 }
 
 export interface XprConfig {
@@ -108,6 +113,19 @@ const maxTime = z.unknown().transform((v, ctx): number => {
   }
 });
 
+const graceTime = z.unknown().transform((v, ctx): number => {
+  if (typeof v !== 'number' && typeof v !== 'string') {
+    ctx.addIssue({ code: 'custom', message: `expected ${TIME_FORMATS}, got ${show(v)}` });
+    return z.NEVER;
+  }
+  try {
+    return parseTime(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) });
+    return z.NEVER;
+  }
+});
+
 const maxMem = z.unknown().transform((v, ctx): number | undefined => {
   if (v === undefined || isNone(v)) return undefined;
   if (typeof v !== 'number' && typeof v !== 'string') {
@@ -166,6 +184,7 @@ export const systemSchema = closed('a system', {
   script_exec: text('interpreter of the job script').optional(),
   max_array_size: positiveInt('largest job array').optional(),
   node_command: text('command that starts node').optional(),
+  missing_job_grace: graceTime.optional(),
 });
 
 export const configSchema = closed('the top level of config.json', {

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XprError } from '../errors.js';
+import { crashPoint } from '../util/crash-point.js';
 import { ConfigSet } from './configset.js';
 import { entryText, formatOf, type FileFormat } from './formats.js';
 import {
@@ -415,6 +416,7 @@ export class OutputSpec<T = unknown> {
       : entryText(item, target.format, marker, `result for ${formatLoc(fullLoc)}`);
     if (target.fd === undefined) target.fd = this.openTmp(target);
     writeSync(target.fd, text);
+    crashPoint('output-write');
   }
 
   private openTmp(target: Target): number {

@@ -4,14 +4,16 @@
 // bundles that module, with everything it imports from the project and node_modules, into one
 // self-contained ES module (esbuild), so the remote needs only `node`. The bundle's hash is the
 // function's code identity in the restart hash: edit the op or anything it imports and the call
-// runs again; leave it alone and a rerun re-attaches. Imports of `xpr` itself resolve to a small
-// remote-side shim, so op modules may import `autoparallelize` without dragging in SQLite or SSH.
+// runs again; leave it alone and a rerun re-attaches, also from a copy of the project or after
+// moving it (the bundle holds no absolute path; the source map, which does, is kept beside it).
+// Imports of `xpr` itself resolve to a small remote-side shim, so op modules may import
+// `autoparallelize` without dragging in SQLite or SSH.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Session } from 'node:inspector';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, type Plugin } from 'esbuild';
+import { build, type Metafile, type OutputFile, type Plugin } from 'esbuild';
 import { XprError } from '../errors.js';
 import { distFile, PACKAGE_ROOT } from '../util/paths.js';
 
@@ -22,9 +24,15 @@ export interface FunctionRef {
 }
 
 export interface CodeBundle {
-  /** sha256 (hex) of the bundled code; also its file name in the code dir. */
+  /** sha256 (hex) of `code`: the code identity in the restart hash, and its file name in the code dir. */
   hash: string;
+  /**
+   * The bundled module. It holds no absolute path and no source map, so its hash depends on the
+   * code alone: a project copied or moved elsewhere keeps its hashes, and its jobs re-attach.
+   */
   code: string;
+  /** Source map of `code`, naming the source files where they are now (file URLs); see writeBundle. */
+  map: string;
 }
 
 export type AnyFunction = (...args: never[]) => unknown;
@@ -154,11 +162,23 @@ async function locateUncached(
   return { modulePath, exportName };
 }
 
-/** Imports of 'xpr' inside a bundled op resolve to the remote-side shim. */
+/** Namespace of the remote-side shim inside a bundle. */
+const SHIM_NAMESPACE = 'xpr-shim';
+
+/**
+ * Imports of 'xpr' inside a bundled op resolve to the remote-side shim. It is loaded into a
+ * namespace of its own rather than as a file, so where xpr is installed never enters the bundle
+ * (or its hash). The shim imports nothing, so it needs no resolve dir.
+ */
 const xprShim: Plugin = {
   name: 'xpr-shim',
   setup(b) {
-    b.onResolve({ filter: /^xpr$/ }, () => ({ path: distFile('remote/xpr-shim.js') }));
+    b.onResolve({ filter: /^xpr$/ }, () => ({ path: 'xpr', namespace: SHIM_NAMESPACE }));
+    b.onLoad({ filter: /.*/, namespace: SHIM_NAMESPACE }, () => ({
+      // tsc's source map link would point nowhere from a namespace that is not a dir.
+      contents: fs.readFileSync(distFile('remote/xpr-shim.js'), 'utf8').replace(/^\/\/# sourceMappingURL=.*$/m, ''),
+      loader: 'js',
+    }));
   },
 };
 
@@ -172,7 +192,7 @@ const bundleCache = new Map<string, Promise<CodeBundle>>();
 export function bundleModule(modulePath: string): Promise<CodeBundle> {
   let p = bundleCache.get(modulePath);
   if (!p) {
-    p = runBundle(modulePath, [xprShim], `the module ${modulePath}`);
+    p = runBundle(modulePath, `the module ${modulePath}`);
     bundleCache.set(modulePath, p);
     p.catch(() => bundleCache.delete(modulePath));
   }
@@ -184,30 +204,20 @@ export function runnerBundle(): Promise<CodeBundle> {
   return bundleModule(distFile('runner/main.js'));
 }
 
-async function runBundle(entry: string, plugins: Plugin[], what: string): Promise<CodeBundle> {
+async function runBundle(entry: string, what: string): Promise<CodeBundle> {
   try {
-    const result = await build({
-      entryPoints: [entry],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node18',
-      write: false,
-      plugins,
-      banner: { js: REQUIRE_BANNER },
-      logLevel: 'silent',
-      legalComments: 'none',
-      // Remote stacks then point at the user's own files and lines (the job runs node with
-      // --enable-source-maps); the sources themselves stay out to keep bundles small.
-      sourcemap: 'inline',
-      sourcesContent: false,
-      // Source paths relative to / plus a '/' source root: stacks show the local absolute paths.
-      absWorkingDir: '/',
-      outfile: '/xpr-bundle.mjs',
-      sourceRoot: '/',
-    });
-    const code = result.outputFiles[0]!.text;
-    return { hash: crypto.createHash('sha256').update(code).digest('hex'), code };
+    // esbuild writes paths relative to its working dir into the code (a comment before each
+    // module, the keys of CommonJS wrappers). With the dir that holds every input as working dir,
+    // those paths move with the project. Most ops need one build; an op that imports from above
+    // its own dir (a project's node_modules) needs a second one from the common dir.
+    let root = path.dirname(entry);
+    let result = await bundleFrom(entry, root);
+    const common = commonDir(root, inputFiles(result.metafile, root));
+    if (common !== root) {
+      root = common;
+      result = await bundleFrom(entry, root);
+    }
+    return toCodeBundle(result.outputFiles, root);
   } catch (err) {
     const errors = (err as { errors?: { text: string; location?: { file: string; line: number } | null }[] }).errors;
     const detail = errors?.length
@@ -218,5 +228,85 @@ async function runBundle(entry: string, plugins: Plugin[], what: string): Promis
         'cannot be bundled. Keep such imports out of the module that exports the function.',
       cause: err,
     });
+  }
+}
+
+function bundleFrom(entry: string, root: string) {
+  return build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node18',
+    write: false,
+    metafile: true,
+    plugins: [xprShim],
+    banner: { js: REQUIRE_BANNER },
+    logLevel: 'silent',
+    legalComments: 'none',
+    absWorkingDir: root,
+    outfile: path.join(root, 'xpr-bundle.mjs'),
+    // Remote stacks then point at the user's own files and lines (the job runs node with
+    // --enable-source-maps). 'external' keeps the map, with its absolute paths, out of the code
+    // and so out of the hash; the sources themselves stay out to keep maps small.
+    sourcemap: 'external',
+    sourcesContent: false,
+  });
+}
+
+/** Absolute paths of the files a build read (the shim's namespace and other virtual inputs left out). */
+function inputFiles(metafile: Metafile, root: string): string[] {
+  return Object.keys(metafile.inputs).map((rel) => path.resolve(root, rel)).filter((f) => fs.existsSync(f));
+}
+
+/** The deepest dir that holds `dir` and every one of `files`. */
+function commonDir(dir: string, files: readonly string[]): string {
+  let common = dir;
+  for (const f of files) {
+    while (common !== path.dirname(common) && !f.startsWith(common + path.sep)) common = path.dirname(common);
+  }
+  return common;
+}
+
+function toCodeBundle(outputs: readonly OutputFile[], root: string): CodeBundle {
+  const code = outputs.find((f) => !f.path.endsWith('.map'))!.text;
+  const map = JSON.parse(outputs.find((f) => f.path.endsWith('.map'))!.text) as { sources: string[]; sourceRoot?: string };
+  // Sources come relative to the working dir; as file URLs they name the files wherever the job runs.
+  map.sources = map.sources.map((s) => (/^[a-z][\w+.-]*:/i.test(s) ? s : pathToFileURL(path.resolve(root, s)).href));
+  delete map.sourceRoot;
+  return { hash: crypto.createHash('sha256').update(code).digest('hex'), code, map: JSON.stringify(map) };
+}
+
+/** Maps this process has written or found up to date, by file: a batch of jobs shares one bundle. */
+const mapsWritten = new Map<string, string>();
+
+/**
+ * Put a bundle into the code dir as `fileName`, and its source map beside it as `<fileName>.map`.
+ * The code file is named by hash: written once, never changed, shared by every job that uses it.
+ * The map names the source files where they are now, so it is rewritten when the project has
+ * moved. Both are written to a temporary name and renamed, because a running job may be reading
+ * them.
+ */
+export function writeBundle(codeDir: string, fileName: string, bundle: CodeBundle): void {
+  const file = path.join(codeDir, fileName);
+  const mapFile = `${file}.map`;
+  if (mapsWritten.get(mapFile) === bundle.map) return;
+  fs.mkdirSync(codeDir, { recursive: true });
+  if (!fs.existsSync(file)) writeAtomically(file, `${bundle.code}//# sourceMappingURL=${encodeURIComponent(fileName)}.map\n`);
+  if (readIfExists(mapFile) !== bundle.map) writeAtomically(mapFile, bundle.map);
+  mapsWritten.set(mapFile, bundle.map);
+}
+
+function writeAtomically(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+function readIfExists(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
   }
 }

@@ -2,6 +2,7 @@
 // recorded first, refresh ongoing jobs with one scheduler query per system, and judge how a job that
 // left the queue ended from its own files. Shared by the Job class, autoparallelize and `xpr sync`.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { UnreachableError, XprError } from '../errors.js';
 import type { NodeChoice } from '../resources/types.js';
@@ -9,12 +10,31 @@ import { EXIT_CODE_FILE, RESULT_FILE } from '../runner/protocol.js';
 import type { RemoteState } from '../schedulers/types.js';
 import type { JobRecord, JobStore } from '../store/jobstore.js';
 import type { JobStatus } from '../store/status.js';
+import { crashPoint } from '../util/crash-point.js';
+import { shWord } from '../util/shell.js';
 import { schedulerName } from './identity.js';
 import type { Project } from './project.js';
-import type { SubmitOptions, System } from './system.js';
+import { SubmitRejectedError, type SubmitOptions, type System } from './system.js';
 
-/** Polls with no sign of a job (not in the queue, no files) before it counts as died. */
-const MISSING_POLLS_BEFORE_DIED = 2;
+/**
+ * Seconds a job may be gone from the queue with no files before it counts as died: files written on
+ * a compute node can take a while to show on the login node of a shared file system.
+ */
+const DEFAULT_MISSING_JOB_GRACE_S = 60;
+/** Overrides every system's `missing_job_grace` (seconds), e.g. for tests. */
+const MISSING_JOB_GRACE_VAR = 'XPR_MISSING_JOB_GRACE';
+
+/**
+ * Longest wait for another process's submission of the same jobs. A submission in flight is staging
+ * and one submit command; an intent this old from a process we cannot check is taken as abandoned.
+ */
+const OTHER_SUBMITTER_WAIT_MS = 5 * 60_000;
+
+/** This process as recorded on the submit intents it holds. */
+const SELF = `${os.hostname()}:${process.pid}`;
+
+/** Jobs this process is submitting right now (its intents that are in flight, not left over). */
+const submittingHere = new Set<string>();
 
 export interface StartRequest extends SubmitOptions {
   node: NodeChoice;
@@ -27,72 +47,230 @@ export interface StartRequest extends SubmitOptions {
 /**
  * Submit jobs in status `created` on one system: several go out as job arrays of at most the
  * system's `max_array_size`, one as a plain job. Jobs with a pending intent from a crashed run are
- * first looked for by name, so nothing is submitted twice.
+ * first looked for by name, so nothing is submitted twice; jobs another live process is submitting
+ * are waited for and then re-attached to.
  */
 export async function submitJobs(project: Project, system: System, jobs: readonly JobRecord[], req: StartRequest): Promise<void> {
   const store = project.store;
-  const fresh = await recoverIntents(store, system, jobs.filter((j) => j.status === 'created'));
-  if (fresh.length === 0) return;
-  const size = Math.max(1, system.config.max_array_size);
-  const batches: { ids: string[]; schedName: string }[] = [];
-  for (let i = 0; i < fresh.length; i += size) {
-    const batch = fresh.slice(i, i + size);
-    const ids = batch.map((j) => j.id);
-    const schedName = schedulerName(batch[0]!.name);
-    // The intent is on disk before the scheduler hears of the job: after a crash between the two, the
-    // next run finds the job by this unique name instead of submitting it again.
-    const claimed = ids.filter((id, k) => store.update(id, {
-      system: system.name, schedName, remoteDir: system.remoteDirOf(id), submitIntent: Date.now() / 1000,
-      info: { ...batch[k]!.info, ...req.info, ...(batch.length > 1 ? { arrayIndex: k } : {}) },
-    }, ['created']));
-    if (claimed.length !== ids.length) {
-      throw new XprError(`Another process changed ${ids.length - claimed.length} of these jobs while they were being submitted`, {
-        hint: 'Run again: jobs already submitted are re-attached, not submitted twice.',
-      });
-    }
-    batches.push({ ids, schedName });
-  }
-  const scripts = batches.map((b) => system.writeScript(b.ids, b.schedName, req.node, req));
-  let prefix = await system.stage(fresh.map((j) => j.id), scripts, req.codeFiles);
-  for (const [k, { ids }] of batches.entries()) {
-    let sub;
-    try {
-      sub = await system.submit(scripts[k]!, ids.length, prefix);
-      prefix = '';
-    } catch (err) {
-      // The scheduler said no (a non-zero exit): nothing was queued, so the intent goes. A lost
-      // connection throws something else and leaves the intent for the next run to resolve.
-      if (err instanceof XprError && !(err instanceof UnreachableError)) {
-        store.updateMany(ids, { submitIntent: null, schedName: null }, ['created']);
-      }
-      throw err;
-    }
-    ids.forEach((id, k2) => store.update(id, {
-      status: 'submitted', remoteId: sub.elementIds[k2]!, remoteStatus: 'queued', submitIntent: null,
-    }, ['created']));
+  const deadline = Date.now() + OTHER_SUBMITTER_WAIT_MS;
+  let current = [...new Map(jobs.filter((j) => j.status === 'created').map((j) => [j.id, j])).values()];
+  while (current.length > 0) {
+    const free = current.filter((j) => intentState(j) === 'none');
+    const fresh = [...free, ...await recoverIntents(project, system, current.filter((j) => intentState(j) === 'abandoned'))];
+    const mine = new Set(await submitFresh(project, system, fresh, req));
+    // Whatever is left is someone else's submission in flight (or became one while we looked).
+    const left = current.map((j) => j.id).filter((id) => !mine.has(id));
+    if (left.length === 0) return;
+    await waitForOtherSubmitters(store, left, deadline);
+    current = left.map((id) => store.get(id)).filter((r): r is JobRecord => r?.status === 'created');
   }
 }
 
-/** Resolve jobs whose submission was interrupted; returns the ones that still need submitting. */
-async function recoverIntents(store: JobStore, system: System, jobs: readonly JobRecord[]): Promise<JobRecord[]> {
+type IntentState = 'none' | 'in-flight' | 'abandoned';
+
+/**
+ * Whether a created job's submit intent belongs to a submission going on now (in this process or
+ * another live one) or was left by one that ended without recording its outcome.
+ */
+function intentState(job: JobRecord, now = Date.now()): IntentState {
+  if (job.submitIntent === null) return 'none';
+  // Recorded by an older xpr, which gave no owner: as then, taken for a crashed run's.
+  if (!job.submitOwner) return 'abandoned';
+  if (job.submitOwner === SELF) return submittingHere.has(job.id) ? 'in-flight' : 'abandoned';
+  const sep = job.submitOwner.lastIndexOf(':');
+  const host = job.submitOwner.slice(0, sep);
+  const pid = Number(job.submitOwner.slice(sep + 1));
+  if (host === os.hostname()) return processAlive(pid) ? 'in-flight' : 'abandoned';
+  // Another machine: nothing to ask, so only age tells.
+  return now - job.submitIntent * 1000 < OTHER_SUBMITTER_WAIT_MS ? 'in-flight' : 'abandoned';
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, it is just not ours to signal.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Wait until none of the jobs is being submitted by another process any more (each has left
+ * `created`, or its intent was dropped or abandoned); the caller then looks at them afresh.
+ */
+export async function waitForOtherSubmitters(store: JobStore, ids: readonly string[], deadline: number): Promise<void> {
+  let pause = 50;
+  for (;;) {
+    const busy = ids.map((id) => store.get(id)).filter((r): r is JobRecord => r?.status === 'created' && intentState(r) === 'in-flight');
+    if (busy.length === 0) return;
+    if (Date.now() >= deadline) throw stillSubmittedElsewhere(busy);
+    await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
+    pause = Math.min(1000, pause * 1.5);
+  }
+}
+
+function stillSubmittedElsewhere(busy: readonly JobRecord[]): XprError {
+  const owners = [...new Set(busy.map((j) => j.submitOwner))].map((o) => `process ${o!.replace(/^(.*):(\d+)$/, '$2 on $1')}`);
+  const shown = busy.slice(0, 5).map((j) => j.id).join(', ') + (busy.length > 5 ? `, ... (${busy.length} in all)` : '');
+  const nameFilter = busy[0]!.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new XprError(
+    `Gave up waiting for ${owners.join(', ')} to submit ${busy.length === 1 ? 'this job' : `these ${busy.length} jobs`}: ${shown}`,
+    {
+      hint: `See them with: xpr ls -n ${shWord(nameFilter)} -s created. Once that process has ended, run again: ` +
+        'what it submitted is re-attached and what it did not is submitted (xpr sync then shows how they are doing).',
+    },
+  );
+}
+
+/**
+ * Claim jobs nobody is submitting and submit them, batch by batch. Returns the ids this call
+ * submitted (or failed to, with an error thrown); the others went to another process first.
+ */
+async function submitFresh(project: Project, system: System, fresh: readonly JobRecord[], req: StartRequest): Promise<string[]> {
+  if (fresh.length === 0) return [];
+  const store = project.store;
+  const size = Math.max(1, system.config.max_array_size);
+  const batches: { ids: string[]; schedName: string }[] = [];
+  crashPoint('before-intent');
+  for (let i = 0; i < fresh.length; i += size) {
+    const batch = fresh.slice(i, i + size);
+    const byId = new Map(batch.map((j) => [j.id, j]));
+    const schedName = schedulerName(batch[0]!.name);
+    // The intent is on disk before the scheduler hears of the job: after a crash between the two, the
+    // next run finds the job by this unique name instead of submitting it again. Taking it is atomic,
+    // so of two drivers submitting the same jobs only one gets each.
+    const ids = store.claimForSubmit(batch.map((j) => j.id), SELF, (id, k, n) => {
+      const { arrayIndex: _old, ...info } = byId.get(id)!.info;
+      return {
+        system: system.name, schedName, remoteDir: system.remoteDirOf(id),
+        info: { ...info, ...req.info, ...(n > 1 ? { arrayIndex: k } : {}) },
+      };
+    });
+    if (ids.length > 0) batches.push({ ids, schedName });
+  }
+  const claimed = batches.flatMap((b) => b.ids);
+  for (const id of claimed) submittingHere.add(id);
+  try {
+    const takenOver = new Set(await submitBatches(system, store, batches, req));
+    return claimed.filter((id) => !takenOver.has(id));
+  } finally {
+    for (const id of claimed) submittingHere.delete(id);
+  }
+}
+
+/**
+ * Stage and submit claimed batches; on an error, batches not yet tried are released. Returns the
+ * ids of batches another process took over before their turn came.
+ */
+async function submitBatches(system: System, store: JobStore, batches: readonly { ids: string[]; schedName: string }[], req: StartRequest): Promise<string[]> {
+  const scripts = batches.map((b) => system.writeScript(b.ids, b.schedName, req.node, req));
+  let prefix: string;
+  try {
+    prefix = await system.stage(batches.flatMap((b) => b.ids), scripts, req.codeFiles);
+  } catch (err) {
+    store.releaseIntents(batches.flatMap((b) => b.ids), SELF);
+    throw err;
+  }
+  const takenOver: string[] = [];
+  for (const [k, batch] of batches.entries()) {
+    try {
+      if (await submitBatch(system, store, batch, scripts[k]!, prefix)) prefix = '';
+      else takenOver.push(...batch.ids);
+    } catch (err) {
+      store.releaseIntents(batches.slice(k + 1).flatMap((b) => b.ids), SELF);
+      throw err;
+    }
+  }
+  return takenOver;
+}
+
+/**
+ * Submit one claimed batch and record its remote ids. Returns whether the submit command ran (so
+ * `prefix` must not run again); false when another process took the batch over meanwhile.
+ */
+async function submitBatch(
+  system: System, store: JobStore, { ids, schedName }: { ids: string[]; schedName: string }, script: string, prefix: string,
+): Promise<boolean> {
+  // A process that thought our intent abandoned may have taken the jobs over; then they are its.
+  const kept = store.renewClaim(ids, SELF);
+  if (kept.length !== ids.length) {
+    store.releaseIntents(kept, SELF);
+    return false;
+  }
+  crashPoint('after-intent');
+  let remoteId: string | undefined;
+  try {
+    remoteId = (await system.submit(script, ids.length, prefix)).remoteId;
+  } catch (err) {
+    if (err instanceof SubmitRejectedError) {
+      // The scheduler said no: nothing was queued, so the intent goes.
+      store.releaseIntents(ids, SELF);
+      throw err;
+    }
+    // Queued or not, nobody knows: the intent stays for the lookup by name, now or in the next run.
+    remoteId = await findAfterUnclearSubmit(system, schedName, err);
+  }
+  crashPoint('after-submit');
+  recordSubmitted(system, store, ids, remoteId);
+  return true;
+}
+
+/**
+ * The submit command may have queued the job but its answer was lost or unreadable: look the job up
+ * by its unique name at once. Throws the submission's error when it cannot be found (yet).
+ */
+async function findAfterUnclearSubmit(system: System, schedName: string, err: unknown): Promise<string> {
+  // Over a dropped connection there is nobody to ask; the next run looks.
+  if (err instanceof UnreachableError) throw err;
+  let found: string | undefined;
+  try {
+    found = await system.findSubmitted(schedName);
+  } catch {
+    // The lookup failing too says nothing new: report the submission's own error.
+  }
+  if (found === undefined) throw err;
+  return found;
+}
+
+/** Record the remote ids of a submitted batch (array elements in order, or the one plain job). */
+function recordSubmitted(system: System, store: JobStore, ids: readonly string[], remoteId: string): void {
+  store.transaction(() => {
+    ids.forEach((id, k) => store.update(id, {
+      status: 'submitted', remoteStatus: 'queued', submitIntent: null, submitOwner: null,
+      remoteId: ids.length > 1 ? system.scheduler.arrayElementId(remoteId, k) : remoteId,
+    }, ['created']));
+  });
+}
+
+/**
+ * Resolve jobs whose submission was cut short, each on the system it was being submitted to:
+ * found by name, it is submitted; gone but started, it is started; else its intent is dropped and
+ * it is returned, to be submitted anew.
+ */
+async function recoverIntents(project: Project, system: System, jobs: readonly JobRecord[]): Promise<JobRecord[]> {
+  const store = project.store;
   const fresh: JobRecord[] = [];
   const found = new Map<string, string | undefined>();
   for (const job of jobs) {
-    if (job.submitIntent === null || !job.schedName) { fresh.push(job); continue; }
-    const jobSystem = job.system ?? system.name;
-    if (jobSystem !== system.name) { fresh.push(job); continue; }
-    if (!found.has(job.schedName)) found.set(job.schedName, await system.findSubmitted(job.schedName));
-    const parent = found.get(job.schedName);
+    const jobSystem = job.system && job.system !== system.name ? project.system(job.system) : system;
+    if (!job.schedName) {
+      if (store.releaseIntents([job.id], job.submitOwner).length === 1) fresh.push(store.get(job.id)!);
+      continue;
+    }
+    const key = `${jobSystem.name}\0${job.schedName}`;
+    if (!found.has(key)) found.set(key, await jobSystem.findSubmitted(job.schedName));
+    const parent = found.get(key);
     const index = job.info.arrayIndex;
     if (parent !== undefined) {
-      const remoteId = typeof index === 'number' ? system.scheduler.arrayElementId(parent, index) : parent;
-      store.update(job.id, { status: 'submitted', remoteId, remoteStatus: 'queued', submitIntent: null }, ['created']);
-    } else if (await system.hasStarted(job.id)) {
+      const remoteId = typeof index === 'number' ? jobSystem.scheduler.arrayElementId(parent, index) : parent;
+      store.update(job.id, { status: 'submitted', remoteId, remoteStatus: 'queued', submitIntent: null, submitOwner: null }, ['created']);
+    } else if (await jobSystem.hasStarted(job)) {
       // Gone from the queue already, but it ran: its files will tell how it ended.
-      store.update(job.id, { status: 'started', remoteId: null, submitIntent: null }, ['created']);
-    } else {
-      store.update(job.id, { submitIntent: null, schedName: null }, ['created']);
-      fresh.push({ ...job, submitIntent: null, schedName: null });
+      store.update(job.id, { status: 'started', remoteId: null, submitIntent: null, submitOwner: null }, ['created']);
+    } else if (store.releaseIntents([job.id], job.submitOwner).length === 1) {
+      fresh.push(store.get(job.id)!);
     }
   }
   return fresh;
@@ -101,46 +279,74 @@ async function recoverIntents(store: JobStore, system: System, jobs: readonly Jo
 /**
  * Bring ongoing jobs up to date: one status query per system for all of its jobs, then, for each job
  * that has left the queue, fetch its files and judge how it ended. Returns the updated records.
+ * With `rejudgeDied`, jobs that died with no reason named are fetched and judged again too: their
+ * files may have shown up after the grace period (`xpr sync` does this).
  */
-export async function refreshJobs(project: Project, jobs: readonly JobRecord[]): Promise<JobRecord[]> {
+export async function refreshJobs(project: Project, jobs: readonly JobRecord[], options: { rejudgeDied?: boolean } = {}): Promise<JobRecord[]> {
   const store = project.store;
-  const bySystem = new Map<string, JobRecord[]>();
+  const bySystem = new Map<string, { ongoing: JobRecord[]; died: JobRecord[] }>();
   for (const job of jobs) {
-    if (!['submitted', 'started'].includes(job.status) || !job.system) continue;
-    bySystem.set(job.system, [...(bySystem.get(job.system) ?? []), job]);
+    const ongoing = ONGOING.includes(job.status);
+    if (!job.system || !(ongoing || (options.rejudgeDied && mayYetShowFiles(job)))) continue;
+    let group = bySystem.get(job.system);
+    if (!group) bySystem.set(job.system, group = { ongoing: [], died: [] });
+    (ongoing ? group.ongoing : group.died).push(job);
   }
-  for (const [name, sysJobs] of bySystem) {
+  for (const [name, { ongoing, died }] of bySystem) {
     const system = project.system(name);
-    const states = await system.poll(sysJobs.map((j) => j.remoteId).filter((x): x is string => !!x));
+    const states = await system.poll(ongoing.map((j) => j.remoteId).filter((x): x is string => !!x));
     const stateOf = (job: JobRecord) => (job.remoteId ? states.get(job.remoteId) : undefined);
-    const ended: JobRecord[] = [];
-    for (const job of sysJobs) {
-      if (!updateIfQueued(store, job, stateOf(job))) ended.push(job);
-    }
+    const ended = ongoing.filter((job) => !updateIfQueued(store, job, stateOf(job)));
     // Ended, or unknown to the scheduler: the jobs' own files say how they went.
-    await system.fetch(ended.map((j) => ({ id: j.id, outputFiles: outputFilesOf(j) })));
-    for (const job of ended) settle(store, job, stateOf(job));
+    await system.fetch([...ended, ...died].map((j) => ({ id: j.id, remoteDir: j.remoteDir, outputFiles: outputFilesOf(j) })));
+    const grace = missingJobGrace(system);
+    for (const job of ended) settle(store, job, stateOf(job), grace);
+    for (const job of died) rejudge(store, job);
   }
   return jobs.map((j) => store.get(j.id) ?? j);
 }
 
-const ONGOING: JobStatus[] = ['submitted', 'started'];
+const ONGOING: readonly JobStatus[] = ['submitted', 'started'];
+
+/** A died job the scheduler gave no reason for: it was declared died for want of files, which may yet come. */
+function mayYetShowFiles(job: JobRecord): boolean {
+  return job.status === 'died' && job.remoteReason === null;
+}
+
+/** The grace period of `system` in seconds: XPR_MISSING_JOB_GRACE, else its config, else the default. */
+export function missingJobGrace(system: Pick<System, 'config'>, env: NodeJS.ProcessEnv = process.env): number {
+  const text = env[MISSING_JOB_GRACE_VAR];
+  if (text !== undefined && text.trim() !== '') {
+    const seconds = Number(text);
+    if (!Number.isFinite(seconds) || seconds < 0) {
+      throw new XprError(`${MISSING_JOB_GRACE_VAR}="${text}" is not a number of seconds`, { hint: `Unset it, or set it to e.g. 60.` });
+    }
+    return seconds;
+  }
+  if (system.config.missing_job_grace !== undefined) return system.config.missing_job_grace;
+  // The local queue runs jobs on the machine that holds their files: nothing can lag there.
+  return system.config.scheduler === 'local' ? 0 : DEFAULT_MISSING_JOB_GRACE_S;
+}
 
 /** Record a job that is still queued or running; false when it has ended or is unknown. */
 function updateIfQueued(store: JobStore, job: JobRecord, state: RemoteState | undefined): boolean {
-  if (state && (state.status === 'queued' || state.status === 'held')) {
-    store.update(job.id, { remoteStatus: state.status }, ONGOING);
-    return true;
-  }
-  if (state?.status === 'running') {
-    store.update(job.id, { status: 'started', remoteStatus: 'running' }, ONGOING);
-    return true;
-  }
-  return false;
+  if (!state || !['queued', 'held', 'running'].includes(state.status)) return false;
+  // Listed again after a look that missed it: its grace period starts over if it goes again.
+  const { missingSince, ...info } = job.info;
+  store.update(job.id, {
+    remoteStatus: state.status,
+    ...(state.status === 'running' ? { status: 'started' as const } : {}),
+    ...(missingSince !== undefined ? { info } : {}),
+  }, ONGOING);
+  return true;
 }
 
-/** Decide how a job that left the queue ended, from its fetched files and the scheduler's word. */
-function settle(store: JobStore, job: JobRecord, state: RemoteState | undefined): void {
+/**
+ * Decide how a job that left the queue ended, from its fetched files and the scheduler's word. With
+ * no files yet, a reason the scheduler names (TIMEOUT, CANCELLED...) settles it at once; silence
+ * only once it has lasted `graceSeconds` since the job was first missed.
+ */
+function settle(store: JobStore, job: JobRecord, state: RemoteState | undefined, graceSeconds: number): void {
   const verdict = judge(job.stageDir);
   if (verdict) {
     store.update(job.id, {
@@ -148,16 +354,21 @@ function settle(store: JobStore, job: JobRecord, state: RemoteState | undefined)
     }, ONGOING);
     return;
   }
-  const missing = (typeof job.info.missingPolls === 'number' ? job.info.missingPolls : 0) + 1;
-  // A named reason (TIMEOUT, CANCELLED...) or an end state settles it; silence must repeat first,
-  // since files on a shared file system can show up a little after the scheduler's word.
-  if (state?.reason || missing >= MISSING_POLLS_BEFORE_DIED) {
+  const now = Date.now() / 1000;
+  const since = typeof job.info.missingSince === 'number' ? job.info.missingSince : now;
+  if (state?.reason || now - since >= graceSeconds) {
     store.update(job.id, {
       status: 'died', remoteStatus: state?.status ?? 'other', remoteReason: state?.reason ?? null,
     }, ONGOING);
-  } else {
-    store.update(job.id, { info: { ...job.info, missingPolls: missing } }, ONGOING);
+  } else if (job.info.missingSince === undefined) {
+    store.update(job.id, { info: { ...job.info, missingSince: since } }, ONGOING);
   }
+}
+
+/** A died job whose files have shown up after all ends as they say. */
+function rejudge(store: JobStore, job: JobRecord): void {
+  const verdict = judge(job.stageDir);
+  if (verdict) store.update(job.id, { status: verdict, remoteStatus: 'done' }, ['died']);
 }
 
 /** How a job that is no longer running ended, from its files; undefined if they say nothing yet. */

@@ -4,17 +4,15 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import objectHash from 'object-hash';
 import { XprError } from '../errors.js';
+import { encode, type Json } from '../util/codec.js';
 
 export interface HashInput {
   /** Hash of the function's bundled code. */
   codeHash: string;
   exportName: string;
-  args: readonly unknown[];
-  kwargs?: Record<string, unknown> | undefined;
-  /** Keys of `kwargs` that do not change the result (verbosity, pool sizes). */
-  hashIgnore?: readonly string[];
+  /** The arguments and options object as sent to the job (see encodeCall). */
+  call: Pick<EncodedCall, 'args' | 'hashedKwargs'>;
   /** Absolute paths of input files or dirs. */
   inputFiles?: readonly string[];
 }
@@ -24,16 +22,71 @@ export interface CallHash {
   parts: { code: string; args: string; inputs: string };
 }
 
+/** A call's arguments as the codec encodes them: what the job receives, and what the hash sees. */
+export interface EncodedCall {
+  args: Json[];
+  /** The options object as sent; undefined when the call has none. */
+  kwargs: Json | undefined;
+  /** The options object as the hash sees it: without the keys named in hashIgnore. */
+  hashedKwargs: Json | undefined;
+}
+
+/**
+ * Encode a call's arguments once, for the job and for the hash alike, so there is one identity
+ * for a call: two calls share a hash exactly when the job would receive the same thing. Refuses,
+ * naming the argument, what cannot be sent.
+ */
+export function encodeCall(
+  args: readonly unknown[], kwargs: Record<string, unknown> | undefined, hashIgnore: readonly string[] = [],
+): EncodedCall {
+  const encodedKwargs = kwargs === undefined ? undefined : encode(kwargs, 'kwargs');
+  const ignored = kwargs !== undefined && hashIgnore.some((k) => Object.hasOwn(kwargs, k));
+  return {
+    args: args.map((a, i) => encode(a, `args[${i}]`)),
+    kwargs: encodedKwargs,
+    // Encoded a second time only when a key is actually left out: most calls share one encoding.
+    hashedKwargs: ignored ? encode(withoutKeys(kwargs, hashIgnore), 'kwargs') : encodedKwargs,
+  };
+}
+
+/** A copy of `obj` (same prototype, so it encodes the same way) without `keys`. */
+function withoutKeys(obj: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out = Object.create(Object.getPrototypeOf(obj) as object | null) as Record<string, unknown>;
+  for (const k of Object.keys(obj)) {
+    // Defined, not assigned, so an own `__proto__` key stays a key.
+    if (!keys.includes(k)) Object.defineProperty(out, k, { value: obj[k], enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+/**
+ * JSON text of encoded data with every object's keys in sorted order: objects built with their
+ * keys set in another order hash alike. Arrays, and the entries of Maps and Sets (arrays once
+ * encoded), keep their order, which the function sees.
+ */
+export function canonicalJson(data: Json): string {
+  if (data === null || typeof data !== 'object') return JSON.stringify(data);
+  if (Array.isArray(data)) {
+    let text = '[';
+    for (let i = 0; i < data.length; i++) text += (i ? ',' : '') + canonicalJson(data[i]!);
+    return text + ']';
+  }
+  const keys = Object.keys(data).sort();
+  let text = '{';
+  for (let i = 0; i < keys.length; i++) text += (i ? ',' : '') + JSON.stringify(keys[i]) + ':' + canonicalJson(data[keys[i]!]!);
+  return text + '}';
+}
+
 const b64url = (h: crypto.Hash): string => h.digest('base64url');
 
 /** The restart hash of a call. */
 export function callHash(input: HashInput): CallHash {
-  const kwargs = input.kwargs && input.hashIgnore?.length
-    ? Object.fromEntries(Object.entries(input.kwargs).filter(([k]) => !input.hashIgnore!.includes(k)))
-    : input.kwargs;
+  const { args, hashedKwargs } = input.call;
+  // A call without options differs from one with `{}`: the function gets one argument fewer.
+  const sent: Json = hashedKwargs === undefined ? { args } : { args, kwargs: hashedKwargs };
   const parts = {
     code: `${input.codeHash}:${input.exportName}`,
-    args: objectHash({ args: input.args, kwargs: kwargs ?? null }, { algorithm: 'sha256', encoding: 'base64' }),
+    args: crypto.createHash('sha256').update(canonicalJson(sent)).digest('base64'),
     inputs: hashFiles(input.inputFiles ?? []),
   };
   const h = crypto.createHash('sha256');

@@ -10,10 +10,10 @@ import {
 } from '../runner/protocol.js';
 import type { JobRecord, NewJob } from '../store/jobstore.js';
 import { FINAL, REATTACHABLE, type JobStatus } from '../store/status.js';
-import { decode, encode } from '../util/codec.js';
-import { bundleModule, callerFile, locateFunction, runnerBundle, type AnyFunction } from './code.js';
+import { decode } from '../util/codec.js';
+import { bundleModule, callerFile, locateFunction, runnerBundle, writeBundle, type AnyFunction } from './code.js';
 import { refreshJobs, submitJobs } from './engine.js';
-import { callHash, hashDiff, newJobId, validateJobName } from './identity.js';
+import { callHash, encodeCall, hashDiff, newJobId, validateJobName } from './identity.js';
 import { currentProject, type Project } from './project.js';
 
 export interface JobOptions {
@@ -120,34 +120,29 @@ export class Job {
   }
 
   /**
-   * `create` for many calls at once: hashes them all, looks the hashes up in one query, stages the
-   * new ones and records them in one transaction. Identical calls in the batch share one job.
+   * `create` for many calls at once: hashes them all, then in one IMMEDIATE transaction looks the
+   * hashes up in one query, stages the new ones and records them, so that two drivers of the same
+   * script can never both make a job for one call. Identical calls in the batch share one job.
    */
   static async createMany(calls: readonly JobOptions[], caller: string | undefined = callerFile()): Promise<Job[]> {
     if (calls.length === 0) return [];
     const project = calls[0]!.project ?? currentProject();
-    const prepared = [];
+    const prepared: PreparedCall[] = [];
     for (const options of calls) prepared.push(await prepareCall(options, caller));
-    const found = project.store.findByHashes(prepared.map((p) => p.hash), REATTACHABLE);
-    const fresh = new Map<string, NewJob>();
-    for (const p of prepared) {
-      if (found.has(p.hash) || fresh.has(p.hash)) continue;
-      const id = newJobId(p.options.name, p.hash);
-      const stageDir = path.join(project.stageRoot, `run_${id}`);
-      writeCodeFile(project.stageRoot, p.codeFile, p.code);
-      fs.mkdirSync(stageDir, { recursive: true });
-      for (const f of p.inputFiles) fs.cpSync(f, path.join(stageDir, path.basename(f)), { recursive: true });
-      fs.writeFileSync(path.join(stageDir, CALL_FILE), JSON.stringify(p.call));
-      fresh.set(p.hash, {
-        id, name: p.options.name, hash: p.hash, hashParts: p.parts, stageDir,
-        info: {
-          codeFile: p.codeFile, module: p.ref.modulePath, export: p.ref.exportName,
-          ...(p.options.outputFiles?.length ? { outputFiles: [...p.options.outputFiles] } : {}),
-        },
-      });
-    }
-    const earlier = project.store.latestByNames([...new Set([...fresh.values()].map((j) => j.name))]);
-    project.store.insertMany([...fresh.values()]);
+    // Also for calls that re-attach: a job made before the project moved may be started now, and
+    // its source map must name the files where they are now.
+    for (const p of prepared) writeBundle(path.join(project.stageRoot, CODE_DIR), p.codeFile, p.bundle);
+    const { found, fresh, earlier } = project.store.transaction(() => {
+      const found = project.store.findByHashes(prepared.map((p) => p.hash), REATTACHABLE);
+      const fresh = new Map<string, NewJob>();
+      for (const p of prepared) {
+        if (found.has(p.hash) || fresh.has(p.hash)) continue;
+        fresh.set(p.hash, stageCall(project.stageRoot, p));
+      }
+      const earlier = project.store.latestByNames([...new Set([...fresh.values()].map((j) => j.name))]);
+      project.store.insertMany([...fresh.values()]);
+      return { found, fresh, earlier };
+    });
     const created = new Set<string>();
     return prepared.map((p) => {
       const record = found.get(p.hash) ?? project.store.get(fresh.get(p.hash)!.id)!;
@@ -178,10 +173,13 @@ export class Job {
     });
     const runner = await runnerBundle();
     const runnerFile = `runner-${runner.hash}.mjs`;
-    writeCodeFile(project.stageRoot, runnerFile, runner.code);
+    const codeDir = path.join(project.stageRoot, CODE_DIR);
+    writeBundle(codeDir, runnerFile, runner);
     const records = jobs.map((j) => j.reload());
     const codeFiles = new Set([runnerFile]);
     for (const r of records) if (typeof r.info.codeFile === 'string') codeFiles.add(r.info.codeFile);
+    // Source maps go along so remote stacks name the user's files (code staged by an older xpr has none).
+    for (const f of [...codeFiles]) if (fs.existsSync(path.join(codeDir, `${f}.map`))) codeFiles.add(`${f}.map`);
     const first = jobs[0]!.callOptions;
     await submitJobs(project, system, records, {
       node,
@@ -304,7 +302,7 @@ export class Job {
     if (r.status === 'submitted' || r.status === 'started') {
       throw new XprError(`Job ${r.id} is still ${r.status}`, { hint: 'Cancel it first, or wait for it to end.' });
     }
-    if (r.system) await this.project.system(r.system).removeRemote(r.id);
+    if (r.system) await this.project.system(r.system).removeRemote(r);
     if (options.wipe) {
       fs.rmSync(r.stageDir, { recursive: true, force: true });
     } else {
@@ -323,6 +321,24 @@ function missReason(earlier: JobRecord | undefined, hash: string, parts: Record<
   return `the call differs from ${earlier.id} in: ${changed.length ? changed.join(', ') : 'its hash'}`;
 }
 
+type PreparedCall = Awaited<ReturnType<typeof prepareCall>>;
+
+/** Write a new job's stage dir (call file, input files); returns its record to insert. */
+function stageCall(stageRoot: string, p: PreparedCall): NewJob {
+  const id = newJobId(p.options.name, p.hash);
+  const stageDir = path.join(stageRoot, `run_${id}`);
+  fs.mkdirSync(stageDir, { recursive: true });
+  for (const f of p.inputFiles) fs.cpSync(f, path.join(stageDir, path.basename(f)), { recursive: true });
+  fs.writeFileSync(path.join(stageDir, CALL_FILE), JSON.stringify(p.call));
+  return {
+    id, name: p.options.name, hash: p.hash, hashParts: p.parts, stageDir,
+    info: {
+      codeFile: p.codeFile, module: p.ref.modulePath, export: p.ref.exportName,
+      ...(p.options.outputFiles?.length ? { outputFiles: [...p.options.outputFiles] } : {}),
+    },
+  };
+}
+
 /** Everything about a call that does not need the database: code, hash, the staged call file. */
 async function prepareCall(options: JobOptions, caller: string | undefined) {
   validateJobName(options.name);
@@ -336,31 +352,19 @@ async function prepareCall(options: JobOptions, caller: string | undefined) {
   for (const f of inputFiles) {
     if (!fs.existsSync(f)) throw new XprError(`Input file ${f} does not exist`, { hint: 'Check input_files / inputFiles.' });
   }
-  const args = options.args ?? [];
-  const { hash, parts } = callHash({
-    codeHash: bundle.hash, exportName: ref.exportName, args, kwargs: options.kwargs,
-    hashIgnore: options.hashIgnore ?? [], inputFiles,
-  });
+  // Encoded once: the job gets, and the hash sees, the same thing.
+  const encoded = encodeCall(options.args ?? [], options.kwargs, options.hashIgnore ?? []);
+  const { hash, parts } = callHash({ codeHash: bundle.hash, exportName: ref.exportName, call: encoded, inputFiles });
   const codeFile = `op-${bundle.hash}.mjs`;
   const call: CallSpec = {
     version: 1,
     code: { file: `../${CODE_DIR}/${codeFile}` },
     export: ref.exportName,
-    args: args.map((a, i) => encode(a, `args[${i}]`)),
-    ...(options.kwargs !== undefined ? { kwargs: encode(options.kwargs, 'kwargs') } : {}),
+    args: encoded.args,
+    ...(encoded.kwargs !== undefined ? { kwargs: encoded.kwargs } : {}),
     ...(options.autopara ? { invoke: 'autopara' as const, autopara: options.autopara } : {}),
   };
-  return { options, ref, code: bundle.code, codeFile, inputFiles, hash, parts, call };
-}
-
-/** Code files are named by hash: written once, never changed, shared by every job that uses them. */
-function writeCodeFile(stageRoot: string, name: string, code: string): void {
-  const file = path.join(stageRoot, CODE_DIR, name);
-  if (fs.existsSync(file)) return;
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, code);
-  fs.renameSync(tmp, file);
+  return { options, ref, bundle, codeFile, inputFiles, hash, parts, call };
 }
 
 function readIfExists(file: string): string | undefined {

@@ -12,7 +12,7 @@ import { System } from './system.js';
 export interface ProjectOptions extends LoadOptions {
   /** Use this jobs.db instead of the discovered one (`xpr --dbfile`). */
   dbFile?: string;
-  /** How to reach a system; default: `openTransport` (local, or SSH for a host). */
+  /** How to reach a system; default: `openTransport` (local, or SSH for a host) with the project's `env`. */
   transportFactory?: (system: SystemConfig) => Transport;
 }
 
@@ -30,7 +30,11 @@ export class Project {
   static open(options: ProjectOptions = {}): Project {
     const { config, paths, origins } = loadConfig(options);
     const p = options.dbFile ? { ...paths, dbPath: options.dbFile } : paths;
-    return new Project(config, p, origins, options.transportFactory);
+    // The project's environment decides how hosts are reached (XPR_SSH, XPR_SSH_CONFIG, SSH_AUTH_SOCK),
+    // as it decides where the config is: a caller's `env` must not be half honoured.
+    const env = options.env;
+    const factory = options.transportFactory ?? (env ? (sys: SystemConfig) => openTransport(sys, env) : openTransport);
+    return new Project(config, p, origins, factory);
   }
 
   /** Dir holding jobs.db, the run_<id> stage dirs and the bundled code. */

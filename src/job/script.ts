@@ -74,7 +74,7 @@ export function renderScript(input: ScriptInput): string {
     queue: node.partition,
     id: input.schedName,
     max_time: scheduler.formatTime(node.maxTime),
-    max_mem: node.maxMemPerNode === undefined ? '' : `${node.maxMemPerNode}kb`,
+    max_mem: node.maxMemPerNode === undefined ? '' : scheduler.formatMem(node.maxMemPerNode),
   };
   const defaultHeader = input.noDefaultHeader ? [] : readTemplate(`headers/${scheduler.name}.txt`).split('\n');
   const header = [

@@ -12,6 +12,7 @@ import {
   CODE_DIR, EXIT_CODE_FILE, FN_STDERR, FN_STDOUT, JOB_STDERR, JOB_STDOUT, RESULT_FILE, STARTED_FILE, SUBMIT_DIR,
 } from '../runner/protocol.js';
 import type { RemoteState, Scheduler } from '../schedulers/types.js';
+import { commandTimeouts, CommandTimeoutError } from '../transport/timeouts.js';
 import type { Transport } from '../transport/types.js';
 import { shQuote } from '../util/shell.js';
 import { PollRounds } from './poll-rounds.js';
@@ -35,6 +36,20 @@ export interface Submission {
   elementIds: string[];
 }
 
+/** A job as far as its files on the system go: where it was submitted to. */
+export interface RemoteJob {
+  id: string;
+  /** The job's dir on the system as recorded at submission; null for a job never submitted. */
+  remoteDir: string | null;
+}
+
+/**
+ * The scheduler refused a submission: its command exited non-zero, so nothing was queued. Any
+ * other failure of a submission (a lost connection, output without a job id) leaves it open
+ * whether the job is queued.
+ */
+export class SubmitRejectedError extends XprError {}
+
 /** Least time between two status queries to one system: a login node is shared with others. */
 const MIN_POLL_INTERVAL_MS = { local: 50, remote: 500 };
 
@@ -43,8 +58,10 @@ export class System {
   readonly rundir: string;
   /** Every status query to this system goes through here: one per round, rate limited. */
   readonly polls: PollRounds;
-  /** Code files already sent to the system by this process (they are named by content hash). */
+  /** Code files already in place on the system, put there by this process (they are named by content hash). */
   private readonly codeSent = new Set<string>();
+  /** Code files uploaded but not yet moved into place, by the prefix that moves them (see `stage`). */
+  private readonly codePending = new Map<string, readonly string[]>();
 
   constructor(
     readonly config: SystemConfig,
@@ -68,40 +85,64 @@ export class System {
     return this.config.runsInPlace;
   }
 
+  /** Dir a job submitted now gets on the system; a submitted job's own dir is its recorded `remoteDir`. */
   remoteDirOf(jobId: string): string {
     return path.posix.join(this.rundir, `run_${jobId}`);
   }
 
-  /** Run a command in the system's rundir; a non-zero exit becomes an XprError with its stderr. */
-  async run(command: string, what: string, options: { idempotent?: boolean } = {}): Promise<string> {
-    const r = await this.transport.exec(`cd ${shQuote(this.rundir)} && ${command}`, options);
-    if (r.code !== 0) {
-      throw new XprError(`${what} failed on system "${this.name}" (exit ${r.code ?? 'signal'}): ${r.stderr.trim() || r.stdout.trim()}`, {
-        hint: `The command was: ${command}`,
-      });
-    }
+  /** Where a job's files are on the system: the dir recorded at submission, wherever this run would put it. */
+  dirOf(job: RemoteJob): string {
+    return job.remoteDir ?? this.remoteDirOf(job.id);
+  }
+
+  /**
+   * Run a command on the system; a non-zero exit becomes an XprError with its stderr. With
+   * `inRundir` (the default) it runs in this run's rundir, so every path in it must be relative to
+   * that dir; scheduler queries run in the login dir instead, and work whether or not that rundir
+   * exists (a later run may compute another one than the jobs were submitted to).
+   */
+  async run(command: string, what: string, options: { idempotent?: boolean; inRundir?: boolean; timeoutMs?: number } = {}): Promise<string> {
+    const { inRundir = true, ...execOptions } = options;
+    const r = await this.transport.exec(inRundir ? this.inRundir(command) : command, execOptions);
+    if (r.code !== 0) throw this.commandFailed(XprError, what, command, r);
     return r.stdout;
+  }
+
+  private inRundir(command: string): string {
+    return `cd ${shQuote(this.rundir)} && ${command}`;
+  }
+
+  private commandFailed(
+    kind: typeof XprError, what: string, command: string, r: { code: number | null; stdout: string; stderr: string },
+  ): XprError {
+    return new kind(`${what} failed on system "${this.name}" (exit ${r.code ?? 'signal'}): ${r.stderr.trim() || r.stdout.trim()}`, {
+      hint: `The command was: ${command}`,
+    });
   }
 
   /**
    * Copy what a submission needs to the system in as few round trips as the rules allow: the run
    * dirs and submit scripts in one tar stream, code files (once per process) in another. Returns a
-   * shell prefix that the first submission must run to put the new code files in place.
+   * shell prefix that the first submission must run to put the new code files in place; they count
+   * as sent once a submission that ran it has succeeded (until then every `stage` sends them again).
    */
   async stage(jobIds: readonly string[], scripts: readonly string[], codeFiles: readonly string[]): Promise<string> {
     if (this.inPlace) return '';
-    await this.transport.upload(this.stageRoot, [...jobIds.map((id) => `run_${id}`), ...scripts], this.rundir);
+    await this.transport.upload(this.stageRoot, [...jobIds.map((id) => `run_${id}`), ...scripts], this.rundir,
+      { stallTimeoutMs: commandTimeouts().transferStallMs });
     const newCode = codeFiles.filter((f) => !this.codeSent.has(f));
     if (newCode.length === 0) return '';
     // Code files are shared by every job that uses them, and jobs already running may be importing
     // them right now: a copy over one leaves it missing or half written for a moment. So they go to
     // a private dir first and are renamed into place, which replaces a file atomically.
-    const codeDir = path.posix.join(this.rundir, CODE_DIR);
     const incoming = `.incoming-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-    await this.transport.upload(path.join(this.stageRoot, CODE_DIR), newCode, path.posix.join(codeDir, incoming));
-    for (const f of newCode) this.codeSent.add(f);
+    await this.transport.upload(path.join(this.stageRoot, CODE_DIR), newCode, path.posix.join(this.rundir, CODE_DIR, incoming),
+      { stallTimeoutMs: commandTimeouts().transferStallMs });
     const moves = newCode.map((f) => shQuote(path.posix.join(incoming, f))).join(' ');
-    return `(cd ${shQuote(codeDir)} && mv -f -- ${moves} . && rmdir -- ${shQuote(incoming)}) && `;
+    // Runs inside `run`, which is already in the rundir: the code dir is relative to it.
+    const prefix = `(cd ${shQuote(CODE_DIR)} && mv -f -- ${moves} . && rmdir -- ${shQuote(incoming)}) && `;
+    this.codePending.set(prefix, newCode);
+    return prefix;
   }
 
   /** Write the job script (an array script for several jobs) into the local submit dir; returns its name there. */
@@ -138,18 +179,29 @@ export class System {
    */
   async submit(scriptName: string, jobCount: number, prefix = ''): Promise<Submission> {
     const pre = this.config.pre_submit_cmds.map((c) => `${c} && `).join('');
+    const command = `${prefix}${pre}${this.scheduler.submitCommand(scriptName)}`;
     // Never re-run on a dropped connection: a second sbatch could queue the job twice.
-    const out = await this.run(`${prefix}${pre}${this.scheduler.submitCommand(scriptName)}`, 'Submitting', { idempotent: false });
-    const remoteId = this.scheduler.parseSubmit(out);
+    const r = await this.transport.exec(this.inRundir(command), { idempotent: false });
+    // An exit code is the scheduler (or a command before it) saying no; killed by a signal, the
+    // submission may have got as far as queueing the job.
+    if (r.code !== 0) throw this.commandFailed(r.code === null ? XprError : SubmitRejectedError, 'Submitting', command, r);
+    // The whole command ran, so the prefix put its code files in place, whatever the output says.
+    this.codeInPlace(prefix);
+    const remoteId = this.scheduler.parseSubmit(r.stdout);
     const elementIds = jobCount > 1
       ? Array.from({ length: jobCount }, (_v, i) => this.scheduler.arrayElementId(remoteId, i))
       : [remoteId];
     return { remoteId, elementIds };
   }
 
+  private codeInPlace(prefix: string): void {
+    for (const f of this.codePending.get(prefix) ?? []) this.codeSent.add(f);
+    this.codePending.delete(prefix);
+  }
+
   /** After a crash mid-submit: the remote id of the job submitted under `schedName`, if any. */
   async findSubmitted(schedName: string): Promise<string | undefined> {
-    const out = await this.run(this.scheduler.findByNameCommand(schedName), 'Looking up a job by name');
+    const out = await this.run(this.scheduler.findByNameCommand(schedName), 'Looking up a job by name', { inRundir: false });
     return this.scheduler.parseFindByName(out, schedName);
   }
 
@@ -164,49 +216,63 @@ export class System {
   /** One status query for all ids, plus one record query for those that left the queue. */
   private async queryStates(remoteIds: readonly string[]): Promise<Map<string, RemoteState>> {
     if (remoteIds.length === 0) return new Map();
-    const out = await this.run(this.scheduler.statusCommand([...remoteIds]), 'Checking job status');
+    const out = await this.run(this.scheduler.statusCommand([...remoteIds]), 'Checking job status', { inRundir: false, timeoutMs: commandTimeouts().statusMs });
     const states = this.scheduler.parseStatus(out, [...remoteIds]);
     const gone = remoteIds.filter((id) => !states.has(id));
     const recordCmd = gone.length ? this.scheduler.recordCommand(gone) : undefined;
     if (recordCmd) {
-      const r = await this.transport.exec(`cd ${shQuote(this.rundir)} && ${recordCmd}`);
-      // The record is best effort: a site without accounting still has the job's own files.
+      // The record is best effort (a hung accounting daemon too): a site without accounting still
+      // has the job's own files.
+      const r = await this.transport.exec(recordCmd, { timeoutMs: commandTimeouts().statusMs }).catch((e: unknown) => {
+        if (e instanceof CommandTimeoutError) return { code: null, stdout: '', stderr: '' };
+        throw e;
+      });
       if (r.code === 0) for (const [id, s] of this.scheduler.parseRecord(r.stdout, gone)) states.set(id, s);
     }
     return states;
   }
 
   /**
-   * Bring the outcome files and declared output files of jobs back into their stage dirs, all in
-   * one transfer: run dirs sit side by side in the same layout on both ends.
+   * Bring the outcome files and declared output files of jobs back into their stage dirs, from the
+   * dirs recorded at submission: one transfer per parent dir, so one for all jobs submitted to the
+   * same rundir (run dirs sit side by side in the same layout on both ends).
    */
-  async fetch(jobs: readonly { id: string; outputFiles: readonly string[] }[]): Promise<void> {
+  async fetch(jobs: readonly (RemoteJob & { outputFiles: readonly string[] })[]): Promise<void> {
     if (this.inPlace || jobs.length === 0) return;
-    const names = jobs.flatMap((j) => [...OUTCOME_FILES, ...j.outputFiles].map((f) => path.posix.join(`run_${j.id}`, f)));
-    await this.transport.download(this.rundir, names, this.stageRoot);
+    const byParent = new Map<string, string[]>();
+    for (const j of jobs) {
+      const dir = this.dirOf(j);
+      const parent = path.posix.dirname(dir);
+      let names = byParent.get(parent);
+      if (!names) byParent.set(parent, names = []);
+      for (const f of [...OUTCOME_FILES, ...j.outputFiles]) names.push(path.posix.join(path.posix.basename(dir), f));
+    }
+    for (const [parent, names] of byParent) {
+      await this.transport.download(parent, names, this.stageRoot, { stallTimeoutMs: commandTimeouts().transferStallMs });
+    }
   }
 
   async cancel(remoteIds: readonly string[]): Promise<void> {
-    if (remoteIds.length) await this.run(this.scheduler.cancelCommand([...remoteIds]), 'Cancelling');
+    if (remoteIds.length) await this.run(this.scheduler.cancelCommand([...remoteIds]), 'Cancelling', { inRundir: false });
   }
 
   async hold(remoteIds: readonly string[]): Promise<void> {
-    if (remoteIds.length) await this.run(this.scheduler.holdCommand([...remoteIds]), 'Holding');
+    if (remoteIds.length) await this.run(this.scheduler.holdCommand([...remoteIds]), 'Holding', { inRundir: false });
   }
 
   async release(remoteIds: readonly string[]): Promise<void> {
-    if (remoteIds.length) await this.run(this.scheduler.releaseCommand([...remoteIds]), 'Releasing');
+    if (remoteIds.length) await this.run(this.scheduler.releaseCommand([...remoteIds]), 'Releasing', { inRundir: false });
   }
 
   /** Remove a job's dir on the system (never the local stage dir: that is the caller's choice). */
-  async removeRemote(jobId: string): Promise<void> {
+  async removeRemote(job: RemoteJob): Promise<void> {
     if (this.inPlace) return;
-    await this.transport.exec(`rm -rf -- ${shQuote(this.remoteDirOf(jobId))}`);
+    await this.transport.exec(`rm -rf -- ${shQuote(this.dirOf(job))}`);
   }
 
   /** Whether the job's script got as far as starting (its started marker exists on the system). */
-  async hasStarted(jobId: string): Promise<boolean> {
-    const r = await this.transport.exec(`test -e ${shQuote(path.posix.join(this.remoteDirOf(jobId), STARTED_FILE))}`);
+  async hasStarted(job: RemoteJob): Promise<boolean> {
+    const r = await this.transport.exec(`test -e ${shQuote(path.posix.join(this.dirOf(job), STARTED_FILE))}`);
     return r.code === 0;
   }
 }

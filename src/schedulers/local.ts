@@ -1,6 +1,7 @@
 // The `local` scheduler: the same pure text functions as slurm/pbs/sge, speaking to xpr's own
 // local queue (`src/localq`), a real queue that runs job scripts as detached process groups on this
 // machine, at most as many cores at once as the machine has, and outlives the submitting process.
+import { formatMemory } from '../resources/units.js';
 import { distFile } from '../util/paths.js';
 import { shQuote } from '../util/shell.js';
 import type { FailureReason, RemoteState, RemoteStatus, Scheduler, ScriptContext } from './types.js';
@@ -36,6 +37,9 @@ export const local: Scheduler = {
   },
   arrayIndexExpr: '$XPR_LOCALQ_ARRAY_TASK_ID',
   formatTime: (seconds) => String(seconds),
+  // The local queue takes no memory request; a header line may still show the amount, written as
+  // config.json writes it.
+  formatMem: (kB) => formatMemory(kB, { style: 'pbs' }),
 
   submitCommand: (scriptFile) => `${localq()} submit ${shQuote(scriptFile)}`,
   parseSubmit(stdout) {

@@ -13,8 +13,18 @@
 //   (`exit_status`, lowercase); both report 256+signal (e.g. 271) or 128+signal for a killed job.
 // Formats: PBS Professional Reference Guide (qstat -f, job attributes, Table "Job Exit Codes");
 // Torque Admin Guide (qstat, "Job exit status", job arrays).
+//
+// `torque` also drives SLURM's Torque wrappers (SchedMD's perl qsub/qstat/qdel, Debian's
+// slurm-wlm-torque), which sites install when they move from Torque to SLURM. They know much less
+// (recorded in test/fixtures/torque/README.md): qsub prints the bare SLURM id; qstat has no -t, -x
+// or --version and prints each array task under its own SLURM id with no index, states Q R C only
+// (held is Q), no exit status, and forgets a job MinJobAge after it ends; there is no qselect; qdel
+// reads `1234[5]` as 1234, the whole array; jobs get SLURM's variables and no PBS_* ones. So the
+// Torque commands ask `qstat --version`, which only the wrapper answers with Getopt's
+// "Unknown option: version", and take the wrapper's way there. What the wrapper cannot tell (how a
+// job ended, which task of an array is which) the job's own files tell.
 import { XprError } from '../errors.js';
-import { formatTime, parseTime } from '../resources/units.js';
+import { formatMemory, formatTime, parseTime } from '../resources/units.js';
 import { shQuote } from '../util/shell.js';
 import type { FailureReason, RemoteState, Scheduler, ScriptContext } from './types.js';
 import { directiveWord, lastLineMatch, letterFirstName, noJobIdError, requireIds, unique } from './common.js';
@@ -27,29 +37,36 @@ interface QstatJob {
   attrs: Map<string, string>;
 }
 
-/** Parse `qstat -f` text: `Job Id: <id>` then indented `name = value` lines, long values wrapped onto
- * lines that start with a tab. */
+/**
+ * Parse `qstat -f` text: `Job Id: <id>` then indented `name = value` lines. PBS Pro and Torque indent
+ * attributes with 4 spaces and wrap long values onto lines that start with a tab; SLURM's wrapper
+ * indents attributes with a tab and never wraps. So the first attribute line of a job sets the
+ * indent of its attributes, and other tab-led lines continue the previous value.
+ */
 export function parseQstatFull(text: string): QstatJob[] {
   const jobs: QstatJob[] = [];
   let job: QstatJob | undefined;
   let key: string | undefined;
+  let indent: string | undefined;
   for (const line of text.split(/\r?\n/)) {
     const head = /^Job Id:\s*(\S+)/.exec(line);
     if (head?.[1]) {
       job = { id: head[1], attrs: new Map() };
       jobs.push(job);
       key = undefined;
+      indent = undefined;
       continue;
     }
     if (!job) continue;
-    if (line.startsWith('\t') && key !== undefined) {
-      job.attrs.set(key, (job.attrs.get(key) ?? '') + line.slice(1).trim());
+    const attr = /^(\s+)([A-Za-z_][\w.]*)\s+=\s?(.*)$/.exec(line);
+    if (attr?.[2] && (indent === undefined || attr[1] === indent)) {
+      indent = attr[1];
+      key = attr[2];
+      job.attrs.set(key, (attr[3] ?? '').trim());
       continue;
     }
-    const attr = /^\s+([A-Za-z_][\w.]*)\s+=\s?(.*)$/.exec(line);
-    if (attr?.[1]) {
-      key = attr[1];
-      job.attrs.set(key, (attr[2] ?? '').trim());
+    if (line.startsWith('\t') && key !== undefined) {
+      job.attrs.set(key, (job.attrs.get(key) ?? '') + line.slice(1).trim());
     }
   }
   return jobs;
@@ -140,12 +157,49 @@ export function pbsState(job: QstatJob): RemoteState {
   }
 }
 
+/**
+ * The state of an array as a whole, from SLURM's qstat wrapper, which lists every task under its own
+ * SLURM id with no array index: the record under the array's id (`1234`, kept by SLURM until every
+ * task is gone) gives the name, and the records of that name and owner are the tasks. Running while
+ * one runs, then queued while one waits, held, and done (the files decide) when all have ended.
+ * Undefined when there is no record under the array's id (real Torque lists `1234[]` there).
+ */
+function arrayTasksState(jobs: readonly QstatJob[], arrayKey: string): RemoteState | undefined {
+  const head = jobs.find((j) => pbsKey(j.id) === arrayKey);
+  if (!head) return undefined;
+  const name = attr(head, 'Job_Name');
+  const owner = attr(head, 'Job_Owner');
+  const counts = new Map<string, number>();
+  const statuses = new Set<string>();
+  for (const job of jobs) {
+    if (attr(job, 'Job_Name') !== name || attr(job, 'Job_Owner') !== owner) continue;
+    const st = pbsState(job);
+    statuses.add(st.status);
+    const letter = st.raw?.split(' ')[0] ?? '?';
+    counts.set(letter, (counts.get(letter) ?? 0) + 1);
+  }
+  const raw = `array tasks: ${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}`;
+  for (const status of ['running', 'queued', 'held', 'other'] as const) {
+    if (statuses.has(status)) return { status, raw };
+  }
+  return { status: 'done', raw };
+}
+
 function statesOf(stdout: string, ids: string[]): Map<string, RemoteState> {
   const byKey = new Map<string, string[]>();
   for (const id of ids) byKey.set(pbsKey(id), [...(byKey.get(pbsKey(id)) ?? []), id]);
+  const jobs = parseQstatFull(stdout);
   const out = new Map<string, RemoteState>();
-  for (const job of parseQstatFull(stdout)) {
+  for (const job of jobs) {
     for (const id of byKey.get(pbsKey(job.id)) ?? []) out.set(id, pbsState(job));
+  }
+  const arrays = new Map<string, RemoteState | undefined>();
+  for (const id of ids) {
+    const element = /^(\d+)\[\d+\]/.exec(id.trim());
+    if (out.has(id) || !element?.[1]) continue;
+    if (!arrays.has(element[1])) arrays.set(element[1], arrayTasksState(jobs, element[1]));
+    const st = arrays.get(element[1]);
+    if (st) out.set(id, st);
   }
   return out;
 }
@@ -168,15 +222,32 @@ function qstatCommand(ids: string[], flavor: Flavor): string {
     `{ ! grep -v -e 'Unknown Job Id' -e 'Job has finished' >&2; }; } 3>&1`;
 }
 
+/** `case` over what `qstat --version` prints: `wrapper` for SLURM's Torque wrappers, else `torque`. */
+function byQstat(wrapper: string, torque: string): string {
+  return `case "$(qstat --version 2>&1)" in *'Unknown option: version'*) ${wrapper} ;; *) ${torque} ;; esac`;
+}
+
+// Every job in full: the wrapper takes no -t, and filters ids as regexps (`1234[]` matches nothing,
+// `12[3]` matches 123), so arrays are found by name among all jobs. It exits 153, silently, when
+// it lists no job at all.
+const WRAPPER_QSTAT_ALL = '{ qstat -f || [ $? -eq 153 ]; }';
+
+/** `1234[5]` → `1234`: the wrapper's qdel kills the whole array for either, so each array once. */
+function wrapperQdel(ids: string[]): string {
+  return `qdel ${idList(unique(ids.map((id) => /^\d+/.exec(id.trim())?.[0] ?? id)))}`;
+}
+
 function makePbs(flavor: Flavor): Scheduler {
   const tag = flavor === 'pro' ? 'pbs' : 'torque';
   return {
     name: tag,
     directivePrefix: '#PBS',
-    // Both, so that a Torque site configured as "pbs" still finds its index.
-    arrayIndexExpr: '${PBS_ARRAY_INDEX:-$PBS_ARRAYID}',
-    // Both start a job in the user's home dir; the job dirs are relative to where qsub ran.
-    submitDirExpr: '$PBS_O_WORKDIR',
+    // pbs: both, so that a Torque site configured as "pbs" still finds its index. torque: SLURM's
+    // wrappers start array tasks with SLURM_ARRAY_TASK_ID only.
+    arrayIndexExpr: flavor === 'pro' ? '${PBS_ARRAY_INDEX:-$PBS_ARRAYID}' : '${PBS_ARRAYID:-$SLURM_ARRAY_TASK_ID}',
+    // Both start a job in the user's home dir; the job dirs are relative to where qsub ran. SLURM's
+    // wrappers set no PBS_O_WORKDIR (SLURM starts the job in the submit dir already).
+    submitDirExpr: flavor === 'pro' ? '$PBS_O_WORKDIR' : '${PBS_O_WORKDIR:-$SLURM_SUBMIT_DIR}',
 
     directives(ctx: ScriptContext): string[] {
       const name = letterFirstName(ctx.schedName);
@@ -205,8 +276,10 @@ function makePbs(flavor: Flavor): Scheduler {
     },
 
     formatTime: (s) => formatTime(s, 'hms'),
+    // mem=, vmem=, pmem=: an integer with b, kb, mb, gb or tb (powers of 1024); the largest exact unit.
+    formatMem: (kB) => formatMemory(kB, { style: 'pbs' }),
 
-    submitCommand: (scriptFile) => `qsub ${shQuote(scriptFile)}`,
+    submitCommand: flavor === 'pro' ? (scriptFile) => `qsub ${shQuote(scriptFile)}` : torqueSubmit,
 
     parseSubmit(stdout) {
       const m = lastLineMatch(stdout, /^(\d+(?:\[\])?(?:\.\S+)?)$/);
@@ -223,16 +296,21 @@ function makePbs(flavor: Flavor): Scheduler {
 
     statusCommand(ids) {
       requireIds(ids, `${tag}.statusCommand`);
-      return qstatCommand(ids, flavor);
+      if (flavor === 'pro') return qstatCommand(ids, flavor);
+      return byQstat(WRAPPER_QSTAT_ALL, `{ ${qstatCommand(ids, flavor)}; }`);
     },
     parseStatus: statesOf,
 
     // qselect filters by name on the server and prints ids only; `-x` adds finished jobs on PBS Pro.
+    // SLURM's wrappers have no qselect: all jobs in full, the name looked up here.
     findByNameCommand(schedName) {
-      const x = flavor === 'pro' ? HISTORY_FLAG : 'x=; ';
-      return `${x}qselect $x -u "$(id -un)" -N ${shQuote(letterFirstName(schedName))}`;
+      const name = shQuote(letterFirstName(schedName));
+      if (flavor === 'pro') return `${HISTORY_FLAG}qselect $x -u "$(id -un)" -N ${name}`;
+      return byQstat(WRAPPER_QSTAT_ALL, `qselect -u "$(id -un)" -N ${name}`);
     },
-    parseFindByName(stdout) {
+    parseFindByName(stdout, schedName) {
+      const jobs = parseQstatFull(stdout);
+      if (jobs.length > 0) return wrapperIdByName(jobs, letterFirstName(schedName));
       const m = lastLineMatch(stdout, /^(\d+(?:\[\d*\])?(?:\.\S+)?)$/);
       return m?.[1] ? arrayParent(m[1]) : undefined;
     },
@@ -244,7 +322,7 @@ function makePbs(flavor: Flavor): Scheduler {
 
     cancelCommand(ids) {
       requireIds(ids, `${tag}.cancelCommand`);
-      return `qdel ${idList(ids)}`;
+      return flavor === 'pro' ? `qdel ${idList(ids)}` : byQstat(wrapperQdel(ids), `qdel ${idList(ids)}`);
     },
     // PBS Pro refuses to hold a single subjob; both families hold a whole array by its parent id.
     holdCommand(ids) {
@@ -258,8 +336,29 @@ function makePbs(flavor: Flavor): Scheduler {
   };
 }
 
+/**
+ * Torque's qsub: `-o`/`-e` named on the command line as well as in the script. SLURM's wrapper puts
+ * its own `-o <script>.o<id> -e <script>.e<id>` (in the cwd) on sbatch's command line, which beats
+ * the script's #PBS lines; xpr writes `<name>.sh` beside the `<name>.out` and `<name>.err` the
+ * directives name, so those are given here. Real Torque takes the same options to the same effect.
+ */
+function torqueSubmit(scriptFile: string): string {
+  const stem = /\.sh$/.test(scriptFile) ? scriptFile.slice(0, -3) : undefined;
+  if (stem === undefined) return `qsub ${shQuote(scriptFile)}`;
+  return `qsub -o ${shQuote(`${stem}.out`)} -e ${shQuote(`${stem}.err`)} ${shQuote(scriptFile)}`;
+}
+
+/**
+ * The id of the job named `name` in the wrapper's `qstat -f`: the lowest id of that name, which for
+ * an array is the array's own id (SLURM numbers its tasks after it).
+ */
+function wrapperIdByName(jobs: readonly QstatJob[], name: string): string | undefined {
+  const ids = jobs.filter((j) => attr(j, 'Job_Name') === name).map((j) => pbsKey(j.id)).filter((k) => /^\d+$/.test(k));
+  return ids.length ? ids.reduce((a, b) => (Number(b) < Number(a) ? b : a)) : undefined;
+}
+
 /** PBS Professional / OpenPBS; status and name look-up also work on Torque, arrays do not. */
 export const pbs: Scheduler = makePbs('pro');
 
-/** Torque (PBS_ARRAYID, `qsub -t`); not registered by default, see the registry. */
+/** Torque (PBS_ARRAYID, `qsub -t`), and SLURM's Torque wrappers. */
 export const torque: Scheduler = makePbs('torque');

@@ -2,13 +2,13 @@
 // unknown name is answered with the known ones.
 import { XprError } from '../errors.js';
 import { local } from './local.js';
-import { pbs } from './pbs.js';
+import { pbs, torque } from './pbs.js';
 import { sge } from './sge.js';
 import { slurm } from './slurm.js';
 import type { Scheduler } from './types.js';
 
 // A Map, not an object: a config value such as "constructor" must not find Object.prototype.
-const SCHEDULERS = new Map<string, Scheduler>([slurm, pbs, sge, local].map((s) => [s.name, s]));
+const SCHEDULERS = new Map<string, Scheduler>([slurm, pbs, torque, sge, local].map((s) => [s.name, s]));
 
 /** Names `getScheduler` accepts, in the order error messages list them. */
 export const schedulerNames: readonly string[] = [...SCHEDULERS.keys()];

@@ -10,7 +10,7 @@
 // jobnumber, taskid, failed `100 : assumedly after job`, exit_status `137` or `137 (Killed)`,
 // ru_wallclock `39` or `61s`, maxvmem `79.340M`, and on newer versions category `-l h_rt=60,...`);
 // accounting(5) for the failed codes (37 = qmaster enforced h_rt, h_cpu or h_vmem limit).
-import { formatTime, parseTime } from '../resources/units.js';
+import { formatMemory, formatTime, parseTime } from '../resources/units.js';
 import { shQuote } from '../util/shell.js';
 import type { FailureReason, RemoteState, Scheduler, ScriptContext } from './types.js';
 import {
@@ -170,6 +170,8 @@ export const sge: Scheduler = {
   },
 
   formatTime: (s) => formatTime(s, 'hms'),
+  // h_vmem / mem_free: a number with K, M or G (powers of 1024); `kb` is "not a memory value".
+  formatMem: (kB) => formatMemory(kB, { style: 'sge' }),
 
   submitCommand: (scriptFile) => `qsub -terse ${shQuote(scriptFile)}`,
 

@@ -7,7 +7,7 @@
 //   squeue -h -o '%i|%T|%r'  `<jobid or base_index>|<STATE>|<reason>`; reason may contain spaces
 //   sacct -n -P -X -o JobID,State,ExitCode  `1234_5|CANCELLED by 1000|0:15`, pending ranges `1234_[2-9%4]`
 //   scontrol -o show job  one `Key=Value ...` line per job or array task
-import { formatTime } from '../resources/units.js';
+import { formatMemory, formatTime } from '../resources/units.js';
 import { shQuote } from '../util/shell.js';
 import type { FailureReason, RemoteState, Scheduler, ScriptContext } from './types.js';
 import {
@@ -151,6 +151,8 @@ export const slurm: Scheduler = {
   },
 
   formatTime: (seconds) => formatTime(seconds, 'slurm'),
+  // --mem: an integer with K, M, G or T (a bare number is megabytes); the largest exact unit.
+  formatMem: (kB) => formatMemory(kB, { style: 'slurm' }),
 
   // --parsable prints `<id>` or `<id>;<cluster>` and nothing else on stdout.
   submitCommand: (scriptFile) => `sbatch --parsable ${shQuote(scriptFile)}`,

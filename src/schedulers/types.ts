@@ -31,7 +31,7 @@ export interface ScriptContext {
 }
 
 export interface Scheduler {
-  /** Registry name: 'slurm', 'pbs', 'sge', 'local'. */
+  /** Registry name: 'slurm', 'pbs', 'torque', 'sge', 'local'. */
   readonly name: string;
   /** Directive prefix, e.g. '#SBATCH'; used to recognise directive lines in user headers. */
   readonly directivePrefix: string;
@@ -46,6 +46,11 @@ export interface Scheduler {
   readonly submitDirExpr?: string;
   /** Wall time as this scheduler writes it in a header ({max_time}). */
   formatTime(seconds: number): string;
+  /**
+   * Memory (kB) as this scheduler's own memory request takes it ({max_mem}): `#SBATCH --mem=`,
+   * `#PBS -l mem=`, `#$ -l h_vmem=` each read their own units.
+   */
+  formatMem(kB: number): string;
 
   /** Command (run in the submit dir) that submits `scriptFile`; prints what `parseSubmit` reads. */
   submitCommand(scriptFile: string): string;

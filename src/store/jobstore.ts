@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { XprError } from '../errors.js';
+import { databaseError } from './db-errors.js';
 import { MIGRATIONS } from './migrations.js';
 import { isJobStatus, type JobStatus } from './status.js';
 import type { FailureReason, RemoteStatus } from '../schedulers/types.js';
@@ -30,6 +31,8 @@ export interface JobRecord {
   remoteReason: FailureReason | null;
   /** Time (s since epoch) a submission was started and not yet recorded; non-null after a crash mid-submit. */
   submitIntent: number | null;
+  /** Process holding the submit intent, `<host>:<pid>`; null with no intent (or one recorded by an older xpr). */
+  submitOwner: string | null;
   createdAt: number;
   updatedAt: number;
   /** Free-form JSON: resources, node choice, error summary. */
@@ -61,13 +64,14 @@ interface Row {
   id: string; name: string; hash: string; hash_parts: string; status: string; system: string | null;
   stage_dir: string; remote_dir: string | null; sched_name: string | null; remote_id: string | null;
   remote_status: string | null; remote_reason: string | null; submit_intent: number | null;
-  created_at: number; updated_at: number; info: string;
+  submit_owner: string | null; created_at: number; updated_at: number; info: string;
 }
 
 const COLUMNS: Record<keyof JobPatch, keyof Row> = {
   name: 'name', hash: 'hash', hashParts: 'hash_parts', status: 'status', system: 'system',
   stageDir: 'stage_dir', remoteDir: 'remote_dir', schedName: 'sched_name', remoteId: 'remote_id',
-  remoteStatus: 'remote_status', remoteReason: 'remote_reason', submitIntent: 'submit_intent', info: 'info',
+  remoteStatus: 'remote_status', remoteReason: 'remote_reason', submitIntent: 'submit_intent',
+  submitOwner: 'submit_owner', info: 'info',
 };
 
 /** Fields of a job record stored in a column of their own (not JSON). */
@@ -76,7 +80,8 @@ export type ScalarField = Exclude<keyof JobRecord, 'hashParts' | 'info'>;
 const SCALAR_COLUMNS: Record<ScalarField, keyof Row> = {
   id: 'id', name: 'name', hash: 'hash', status: 'status', system: 'system', stageDir: 'stage_dir',
   remoteDir: 'remote_dir', schedName: 'sched_name', remoteId: 'remote_id', remoteStatus: 'remote_status',
-  remoteReason: 'remote_reason', submitIntent: 'submit_intent', createdAt: 'created_at', updatedAt: 'updated_at',
+  remoteReason: 'remote_reason', submitIntent: 'submit_intent', submitOwner: 'submit_owner',
+  createdAt: 'created_at', updatedAt: 'updated_at',
 };
 
 /**
@@ -141,7 +146,38 @@ function timeCell(col: string, timeOffset: NonNullable<TextColumn['timeOffset']>
   return { expr: `datetime(${t} + ${steps.length === 1 ? '?' : shift}, 'unixepoch')`, params };
 }
 
-const BUSY_TIMEOUT_MS = 30_000;
+/** How long a statement waits for another process's write to end (XPR_DB_BUSY_TIMEOUT, in ms). */
+function busyTimeoutMs(): number {
+  const set = Number(process.env['XPR_DB_BUSY_TIMEOUT']);
+  return Number.isFinite(set) && set >= 0 ? set : 30_000;
+}
+
+/**
+ * The store with every method's SQLite errors said in a user's terms (db-errors.ts): one wrapper
+ * here instead of a try/catch in each method, so a method added later cannot forget it.
+ */
+function withDatabaseErrors(store: JobStore): JobStore {
+  const wrapped = new Map<PropertyKey, unknown>();
+  return new Proxy(store, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      let guarded = wrapped.get(key);
+      if (!guarded) {
+        const method = value as (...args: unknown[]) => unknown;
+        guarded = function guardedMethod(this: unknown, ...args: unknown[]): unknown {
+          try {
+            return method.apply(this, args);
+          } catch (err) {
+            throw databaseError(err, target.path);
+          }
+        };
+        wrapped.set(key, guarded);
+      }
+      return guarded;
+    },
+  });
+}
 
 export class JobStore {
   readonly path: string;
@@ -154,42 +190,76 @@ export class JobStore {
     this.db = db;
   }
 
-  /** Open (creating the file and its dir if needed) and migrate the database. */
+  /**
+   * Stage dirs beside jobs.db are recorded relative to it, so that a project moved or copied as a
+   * whole still finds its jobs' files (absolute ones, from a `local_stage_dir` elsewhere or an older
+   * xpr, stay as they are).
+   */
+  private storedStageDir(stageDir: string): string {
+    const rel = path.relative(path.dirname(this.path), stageDir);
+    return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : stageDir;
+  }
+
+  private toRecord(row: Row): JobRecord {
+    return toRecord(row, path.isAbsolute(row.stage_dir) ? row.stage_dir : path.join(path.dirname(this.path), row.stage_dir));
+  }
+
+  /**
+   * Open (creating the file and its dir if needed) and migrate the database. Its SQLite errors
+   * (locked, read-only, damaged, full) come out of every method as XprErrors naming the file.
+   */
   static open(dbPath: string, options: { readonly?: boolean } = {}): JobStore {
     let db: Database.Database;
     try {
       if (!options.readonly) fs.mkdirSync(path.dirname(dbPath), { recursive: true });
       db = new Database(dbPath, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
     } catch (err) {
+      const said = databaseError(err, dbPath);
+      if (said !== err) throw said;
       throw new XprError(`Cannot open job database ${dbPath}: ${(err as Error).message}`, {
         hint: 'Check that the directory exists and is writable, or point --dbfile / EXPYRE_ROOT elsewhere.',
         cause: err,
       });
     }
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    if (!options.readonly) {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
+    try {
+      db.pragma(`busy_timeout = ${busyTimeoutMs()}`);
+      if (!options.readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+      }
+      const store = new JobStore(dbPath, db);
+      db.function('xpr_match', { deterministic: true }, (pattern: unknown, value: unknown) =>
+        store.regex(String(pattern)).test(String(value)) ? 1 : 0);
+      if (!options.readonly) store.migrate();
+      return withDatabaseErrors(store);
+    } catch (err) {
+      db.close();
+      throw databaseError(err, dbPath);
     }
-    const store = new JobStore(dbPath, db);
-    db.function('xpr_match', { deterministic: true }, (pattern: unknown, value: unknown) =>
-      store.regex(String(pattern)).test(String(value)) ? 1 : 0);
-    if (!options.readonly) store.migrate();
-    return store;
   }
 
+  /**
+   * Bring the schema up to date. Looked at with a read first: an up-to-date database is not written
+   * (so opening it needs no write lock, and works while another process holds one).
+   */
   private migrate(): void {
+    if (this.schemaVersion() === MIGRATIONS.length) return;
     const apply = this.db.transaction(() => {
-      const version = this.db.pragma('user_version', { simple: true }) as number;
-      if (version > MIGRATIONS.length) {
-        throw new XprError(`Job database ${this.path} has schema version ${version}, newer than this xpr knows (${MIGRATIONS.length})`, {
-          hint: 'Upgrade xpr, or use another EXPYRE_ROOT.',
-        });
-      }
+      const version = this.schemaVersion();
       for (let v = version; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v]!);
       if (version < MIGRATIONS.length) this.db.pragma(`user_version = ${MIGRATIONS.length}`);
     });
     apply.immediate();
+  }
+
+  private schemaVersion(): number {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new XprError(`Job database ${this.path} has schema version ${version}, newer than this xpr knows (${MIGRATIONS.length})`, {
+        hint: 'Upgrade xpr, or use another EXPYRE_ROOT.',
+      });
+    }
+    return version;
   }
 
   /** Prepared statements are cached by their SQL: preparing costs more than running a small one. */
@@ -230,7 +300,7 @@ export class JobStore {
     const now = Date.now() / 1000;
     this.db.transaction(() => {
       for (const j of jobs) {
-        stmt.run(j.id, j.name, j.hash, JSON.stringify(j.hashParts ?? {}), j.status ?? 'created', j.stageDir,
+        stmt.run(j.id, j.name, j.hash, JSON.stringify(j.hashParts ?? {}), j.status ?? 'created', this.storedStageDir(j.stageDir),
           now, now, JSON.stringify(j.info ?? {}));
       }
     }).immediate();
@@ -238,7 +308,7 @@ export class JobStore {
 
   get(id: string): JobRecord | undefined {
     const row = this.sql('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
-    return row && toRecord(row);
+    return row && this.toRecord(row);
   }
 
   /** The newest job with this hash whose status lets a new identical call re-attach to it. */
@@ -246,7 +316,7 @@ export class JobStore {
     const row = this.sql(
       `SELECT * FROM jobs WHERE hash = ? AND status IN (${statuses.map(() => '?').join(',')})
        ORDER BY created_at DESC LIMIT 1`).get(hash, ...statuses) as Row | undefined;
-    return row && toRecord(row);
+    return row && this.toRecord(row);
   }
 
   /** For each hash, the newest job with it in one of `statuses` (one query per 500 hashes). */
@@ -258,7 +328,7 @@ export class JobStore {
       const rows = this.sql(
         `SELECT * FROM jobs WHERE hash IN (${chunk.map(() => '?').join(',')})
          AND status IN (${statuses.map(() => '?').join(',')}) ORDER BY created_at, rowid`).all(...chunk, ...statuses) as Row[];
-      for (const row of rows) out.set(row.hash, toRecord(row));
+      for (const row of rows) out.set(row.hash, this.toRecord(row));
     }
     return out;
   }
@@ -271,7 +341,7 @@ export class JobStore {
       // Rows are appended as jobs are created, so the largest rowid of a name is its newest job.
       const rows = this.sql(`SELECT * FROM jobs WHERE rowid IN
         (SELECT max(rowid) FROM jobs WHERE name IN (${chunk.map(() => '?').join(',')}) GROUP BY name)`).all(...chunk) as Row[];
-      for (const row of rows) out.set(row.name, toRecord(row));
+      for (const row of rows) out.set(row.name, this.toRecord(row));
     }
     return out;
   }
@@ -280,7 +350,7 @@ export class JobStore {
   list(filter: JobFilter = {}): JobRecord[] {
     const { sql, params } = whereClause(filter);
     const rows = this.sql(`SELECT * FROM jobs ${sql} ORDER BY created_at, rowid`).all(...params) as Row[];
-    return rows.map(toRecord);
+    return rows.map((r) => this.toRecord(r));
   }
 
   /**
@@ -384,6 +454,56 @@ export class JobStore {
     return changed;
   }
 
+  /**
+   * Run `fn` as one IMMEDIATE transaction: from its first read to its last write no other process can
+   * write, so a lookup and the insert that depends on it cannot be split by another driver's insert.
+   * `fn` must be synchronous; the store's own writes inside it join the transaction.
+   */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * Take jobs for a submission by `owner`: of `ids`, those still `created` with no submit intent get
+   * the intent (now), the owner and `patchOf(id, k, n)` (k-th of the n taken), in one transaction.
+   * Returns the ids taken, in order; the others are being submitted by someone else already.
+   */
+  claimForSubmit(ids: readonly string[], owner: string, patchOf: (id: string, k: number, n: number) => JobPatch): string[] {
+    const isFree = this.sql("SELECT 1 FROM jobs WHERE id = ? AND status = 'created' AND submit_intent IS NULL").pluck();
+    return this.transaction(() => {
+      const free = ids.filter((id) => isFree.get(id) !== undefined);
+      const now = Date.now() / 1000;
+      free.forEach((id, k) => this.update(id, { ...patchOf(id, k, free.length), submitIntent: now, submitOwner: owner }));
+      return free;
+    });
+  }
+
+  /**
+   * Renew the intent of jobs `owner` still holds (still `created`, intent still its own), just before
+   * it runs the submit command. Returns the ids renewed: another process may have taken over an
+   * intent it thought abandoned, and then must be left to it.
+   */
+  renewClaim(ids: readonly string[], owner: string): string[] {
+    const stmt = this.sql("UPDATE jobs SET submit_intent = ?, updated_at = ? WHERE id = ? AND status = 'created' AND submit_owner = ?");
+    return this.transaction(() => {
+      const now = Date.now() / 1000;
+      return ids.filter((id) => stmt.run(now, now, id, owner).changes === 1);
+    });
+  }
+
+  /**
+   * Drop the submit intent of `created` jobs whose intent is held by `owner` (null: an intent recorded
+   * without one). Returns the ids released; the others changed hands or status meanwhile.
+   */
+  releaseIntents(ids: readonly string[], owner: string | null): string[] {
+    const stmt = this.sql(`UPDATE jobs SET submit_intent = NULL, sched_name = NULL, submit_owner = NULL, updated_at = ?
+      WHERE id = ? AND status = 'created' AND submit_owner IS ?`);
+    return this.transaction(() => {
+      const now = Date.now() / 1000;
+      return ids.filter((id) => stmt.run(now, id, owner).changes === 1);
+    });
+  }
+
   delete(ids: readonly string[]): number {
     const stmt = this.sql('DELETE FROM jobs WHERE id = ?');
     let n = 0;
@@ -431,13 +551,13 @@ function toColumn(key: keyof JobPatch, value: unknown): unknown {
   return value ?? null;
 }
 
-function toRecord(r: Row): JobRecord {
+function toRecord(r: Row, stageDir: string): JobRecord {
   if (!isJobStatus(r.status)) throw new XprError(`Job ${r.id} has an unknown status "${r.status}" in the database`);
   return {
     id: r.id, name: r.name, hash: r.hash, hashParts: JSON.parse(r.hash_parts) as Record<string, string>,
-    status: r.status, system: r.system, stageDir: r.stage_dir, remoteDir: r.remote_dir,
+    status: r.status, system: r.system, stageDir, remoteDir: r.remote_dir,
     schedName: r.sched_name, remoteId: r.remote_id, remoteStatus: r.remote_status as RemoteStatus | null,
-    remoteReason: r.remote_reason as FailureReason | null, submitIntent: r.submit_intent,
+    remoteReason: r.remote_reason as FailureReason | null, submitIntent: r.submit_intent, submitOwner: r.submit_owner,
     createdAt: r.created_at, updatedAt: r.updated_at, info: JSON.parse(r.info) as Record<string, unknown>,
   };
 }

@@ -25,4 +25,7 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX jobs_status ON jobs(status);
    CREATE INDEX jobs_system ON jobs(system);
    CREATE INDEX jobs_hash   ON jobs(hash);`,
+  // v2: who holds a job's submit intent (`<host>:<pid>`), so that another driver of the same script
+  // can tell a submission in flight (wait for it) from one a crash cut short (find the job by name).
+  `ALTER TABLE jobs ADD COLUMN submit_owner TEXT;`,
 ];

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CommandTimeoutError } from './timeouts.js';
 import type { ExecOptions, ExecResult, Transport } from './types.js';
 
 export class LocalTransport implements Transport {
@@ -18,18 +19,21 @@ export class LocalTransport implements Transport {
         cwd: path.resolve(os.homedir(), options.cwd ?? '.'),
         stdio: ['pipe', 'pipe', 'pipe'],
         env: this.options.env ?? process.env,
-        ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
       });
+      // Settles at once, not at 'close': a child the command left behind may hold its output open.
+      const timer = options.timeoutMs ? setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new CommandTimeoutError(this.host, command, options.timeoutMs!, false));
+      }, options.timeoutMs) : undefined;
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (b: Buffer) => out.push(b));
       child.stderr.on('data', (b: Buffer) => err.push(b));
       child.on('error', reject);
-      child.on('close', (code) => resolve({
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        code,
-      }));
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), code });
+      });
       child.stdin.on('error', () => { /* the command may not read its stdin */ });
       child.stdin.end(options.input ?? '');
     });

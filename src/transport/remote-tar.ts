@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { create as tarCreate, extract as tarExtract } from 'tar';
+import { crashPoint } from '../util/crash-point.js';
 import { shQuote } from '../util/shell.js';
 
 /** Remote command that unpacks a tar stream from stdin into `remoteDir`, creating it. */
@@ -16,18 +17,16 @@ export function uploadCommand(remoteDir: string): string {
 
 /**
  * Remote command that writes a tar stream of those `names` (globs expanded by the remote shell)
- * that exist in `remoteDir`; nothing at all when none do. Runs under `sh -c` so that a csh login
- * shell cannot misread the loop.
+ * that exist in `remoteDir`; nothing at all when none do.
  */
 export function downloadCommand(remoteDir: string, names: readonly string[]): string {
   const words = names.map(globWord).join(' ');
-  const script = [
+  return [
     `cd ${shQuote(remoteDir)} 2>/dev/null || exit 0`,
     'set --',
     `for f in ${words}; do if [ -e "$f" ] || [ -L "$f" ]; then set -- "$@" "$f"; fi; done`,
     '[ $# -eq 0 ] || exec tar -cf - -- "$@"',
-  ].join('\n');
-  return `sh -c ${shQuote(script)}`;
+  ].join('; ');
 }
 
 /**
@@ -78,9 +77,11 @@ export function existingNames(localDir: string, names: readonly string[]): strin
 
 /**
  * Pack `names` under `localDir` and write the archive to `sink`, ending it. Resolves once all of
- * it has been handed to the sink; rejects if reading a file fails.
+ * it has been handed to the sink; rejects if reading a file fails. `progress` is called for each
+ * chunk the sink takes (it stops being called while the far end reads nothing).
  */
-export function sendTar(localDir: string, names: readonly string[], sink: NodeJS.WritableStream): Promise<void> {
+export function sendTar(localDir: string, names: readonly string[], sink: NodeJS.WritableStream,
+  progress?: () => void): Promise<void> {
   return new Promise((resolve, reject) => {
     // portable: no local user/group names or uids in the archive.
     const pack = tarCreate({ cwd: localDir, portable: true }, [...names]);
@@ -97,6 +98,11 @@ export function sendTar(localDir: string, names: readonly string[], sink: NodeJS
       reject(new Error('the tar stream was cut off'));
     });
     pack.pipe(sink);
+    // after pipe: a minipass stream flows on its first listener
+    pack.on('data', () => {
+      progress?.();
+      crashPoint('upload');
+    });
   });
 }
 
@@ -121,6 +127,7 @@ export function receiveTar(source: NodeJS.ReadableStream, localDir: string): Pro
         unpack.on('drain', () => source.resume());
       }
       if (!unpack.write(chunk)) source.pause();
+      crashPoint('fetch');
     });
     source.on('error', fail);
     source.on('end', () => {

@@ -1,8 +1,9 @@
 // SshTransport: commands and files over ONE ssh2 connection per host for the whole process
 // (ExPyRe opens a new `ssh` per command). Connections live in a process-wide registry keyed by the
 // resolved endpoint, so two systems naming the same host share one. Each connection caps its
-// channels below sshd's MaxSessions, sends keepalives, and reconnects after a drop; a command that
-// must not run twice (a submission) is never re-run blindly. The only module that imports ssh2.
+// channels below sshd's MaxSessions, finds a dead or hung server with keepalives, and reconnects
+// after a drop; a command that must not run twice (a submission) is never re-run blindly. Every
+// command runs under bash whatever the login shell. The only module that imports ssh2.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -12,16 +13,18 @@ import type {
   IdentityCallback, ParsedKey, Prompt, ServerHostKeyAlgorithm,
 } from 'ssh2';
 import { UnreachableError, XprError } from '../errors.js';
-import { shQuote, shWord } from '../util/shell.js';
+import { bashForAnyShell, shQuote, shWord } from '../util/shell.js';
 import {
   checkHostKey, hostKeyError, knownHostsLine, knownHostsName, parseKnownHosts, preferredKeyTypes, type KnownHostEntry,
 } from './known-hosts.js';
+import { Keepalive, SERVER_ALIVE_COUNT_MAX, SERVER_ALIVE_INTERVAL_MS } from './keepalive.js';
 import { Limiter } from './limiter.js';
 import { ask, canPrompt } from './prompt.js';
 import { downloadCommand, existingNames, receiveTar, sendTar, uploadCommand } from './remote-tar.js';
 import { resolveTarget, type SshOptions, type SshTarget } from './ssh-target.js';
 import { OutcomeUnknownError } from './outcome.js';
-import type { ExecOptions, ExecResult, Transport } from './types.js';
+import { CommandTimeoutError, GaveUp, Watchdog } from './timeouts.js';
+import type { ExecOptions, ExecResult, TransferOptions, Transport } from './types.js';
 
 export type { SshOptions } from './ssh-target.js';
 
@@ -33,7 +36,6 @@ export const MAX_CHANNELS = 8;
 const CONNECT_DELAYS_MS = [0, 500, 1000, 2500, 5000];
 /** Runs of one operation across dropped connections. */
 const MAX_OP_ATTEMPTS = 3;
-const KEEPALIVE_MS = 15_000;
 const READY_TIMEOUT_MS = 20_000;
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
   'ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa',
@@ -93,34 +95,39 @@ export class SshTransport implements Transport {
 
   exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const full = options.cwd ? `cd ${shQuote(options.cwd)} && ${command}` : command;
-    return this.connection().withChannel(full, options.idempotent ?? true, (ch, lost) => {
-      const done = awaitExit(ch, lost, { collectStdout: true, timeoutMs: options.timeoutMs });
+    const run = { command: full, idempotent: options.idempotent ?? true, timeoutMs: options.timeoutMs };
+    return this.connection().withChannel(run, (ch, lost) => {
+      const done = awaitExit(ch, lost, { collectStdout: true });
       ch.end(options.input ?? '');
       return done;
     });
   }
 
-  async upload(localDir: string, names: readonly string[], remoteDir: string): Promise<void> {
+  async upload(localDir: string, names: readonly string[], remoteDir: string, options: TransferOptions = {}): Promise<void> {
     const present = existingNames(localDir, names);
     if (present.length === 0) {
-      await this.check(await this.exec(`mkdir -p -- ${shQuote(remoteDir)}`), `Creating ${remoteDir}`);
+      this.check(await this.exec(`mkdir -p -- ${shQuote(remoteDir)}`, { timeoutMs: options.stallTimeoutMs }), `Creating ${remoteDir}`);
       return;
     }
-    const r = await this.connection().withChannel(uploadCommand(remoteDir), true, async (ch, lost) => {
+    const run = { command: uploadCommand(remoteDir), idempotent: true, timeoutMs: options.stallTimeoutMs, stall: true };
+    const r = await this.connection().withChannel(run, async (ch, lost, progress) => {
       const done = awaitExit(ch, lost, { collectStdout: true });
-      const sent = sendTar(localDir, present, ch);
+      const sent = sendTar(localDir, present, ch, progress);
       sent.catch(() => ch.close()); // a local read error: stop the remote tar instead of leaving it waiting
       return settleBoth(done, sent);
     });
     this.check(r, `Uploading ${present.length} file(s) from ${localDir} to ${remoteDir}`);
   }
 
-  async download(remoteDir: string, names: readonly string[], localDir: string): Promise<void> {
+  async download(remoteDir: string, names: readonly string[], localDir: string, options: TransferOptions = {}): Promise<void> {
     if (names.length === 0) return;
-    const r = await this.connection().withChannel(downloadCommand(remoteDir, names), true, async (ch, lost) => {
+    const run = { command: downloadCommand(remoteDir, names), idempotent: true, timeoutMs: options.stallTimeoutMs, stall: true };
+    const r = await this.connection().withChannel(run, async (ch, lost, progress) => {
       const done = awaitExit(ch, lost, { collectStdout: false });
       ch.end();
-      return settleBoth(done, receiveTar(ch, localDir));
+      const received = receiveTar(ch, localDir);
+      ch.on('data', progress); // after receiveTar's own listener, so it sees every chunk too
+      return settleBoth(done, received);
     });
     this.check(r, `Downloading from ${remoteDir} to ${localDir}`);
   }
@@ -161,7 +168,19 @@ class ConnectionLost extends Error {
   }
 }
 
-type ChannelUser<T> = (ch: ClientChannel, lost: () => boolean) => Promise<T>;
+/** One command to run on a channel, and how long to wait for it. */
+interface ChannelRun {
+  /** As the caller wrote it (bash); what errors show. */
+  command: string;
+  /** Whether it may run again after a dropped connection (see ExecOptions.idempotent). */
+  idempotent: boolean;
+  /** Give up this long after the start, or with `stall` after the last progress; none if unset. */
+  timeoutMs?: number | undefined;
+  stall?: boolean;
+}
+
+/** Uses the channel; calls `progress` whenever data moves (for a stall timeout). */
+type ChannelUser<T> = (ch: ClientChannel, lost: () => boolean, progress: () => void) => Promise<T>;
 
 class SshConnection {
   refs = 0;
@@ -200,45 +219,69 @@ class SshConnection {
     this.updateHold();
   }
 
-  /** Open a channel running `command` and hand it to `use`, reconnecting and retrying as allowed. */
-  async withChannel<T>(command: string, idempotent: boolean, use: ChannelUser<T>): Promise<T> {
+  /**
+   * Open a channel running `run.command` and hand it to `use`, reconnecting and retrying as
+   * allowed; throws CommandTimeoutError once `run.timeoutMs` has passed, whatever it was waiting for.
+   */
+  async withChannel<T>(run: ChannelRun, use: ChannelUser<T>): Promise<T> {
+    const watch = new Watchdog(run.timeoutMs);
+    try {
+      return await this.attempts(run, use, watch);
+    } catch (e) {
+      if (e instanceof GaveUp) throw new CommandTimeoutError(this.target.label, run.command, run.timeoutMs ?? 0, run.stall ?? false);
+      throw e;
+    } finally {
+      watch.stop();
+    }
+  }
+
+  private async attempts<T>(run: ChannelRun, use: ChannelUser<T>, watch: Watchdog): Promise<T> {
     let last: ConnectionLost | undefined;
     for (let attempt = 1; attempt <= MAX_OP_ATTEMPTS; attempt++) {
-      const slot = await this.limiter.acquire();
-      this.busy++;
-      this.updateHold();
-      const release = () => {
-        slot();
-        this.busy--;
-        this.updateHold();
-      };
-      let ch: ClientChannel | undefined;
       try {
-        const client = await this.ready();
-        const lost = () => this.client !== client;
-        try {
-          ch = await openExec(client, command, lost);
-          // The slot stands for a session on the server, which ends when the channel closes, not
-          // when the caller stops waiting (a timed-out command may run on).
-          ch.once('close', release);
-          return await use(ch, lost);
-        } catch (e) {
-          if (e instanceof ConnectionLost) this.drop(client);
-          throw e;
-        }
+        return await this.attempt(run, use, watch);
       } catch (e) {
         if (!(e instanceof ConnectionLost)) throw e;
-        if (e.started && !idempotent) throw new OutcomeUnknownError(this.target.label, command, e);
+        if (e.started && !run.idempotent) throw new OutcomeUnknownError(this.target.label, run.command, e);
         last = e;
-      } finally {
-        if (!ch) release();
       }
-      await sleep(250 * attempt);
+      await watch.race(sleep(250 * attempt));
     }
-    throw new UnreachableError(this.target.label, `The connection to ${this.target.label} dropped ${MAX_OP_ATTEMPTS} times while running: ${command}`, {
+    throw new UnreachableError(this.target.label, `The connection to ${this.target.label} dropped ${MAX_OP_ATTEMPTS} times while running: ${run.command}`, {
       hint: `Check the network and the host with: ssh ${shWord(this.target.label)}`,
       cause: last,
     });
+  }
+
+  /**
+   * One run of `use` on a new channel. The process is held while the caller waits (not longer: a
+   * command given up on may run on); the channel slot until the channel closes, since it stands for
+   * a session on the server.
+   */
+  private async attempt<T>(run: ChannelRun, use: ChannelUser<T>, watch: Watchdog): Promise<T> {
+    const slot = await watch.race(this.limiter.acquire(), (late) => late());
+    this.busy++;
+    this.updateHold();
+    let ch: ClientChannel | undefined;
+    try {
+      const client = await watch.race(this.ready());
+      const lost = () => this.client !== client;
+      try {
+        ch = await watch.race(openExec(client, bashForAnyShell(run.command), lost), (late) => late.close());
+        ch.once('close', slot);
+        return await watch.race(use(ch, lost, watch.kick));
+      } catch (e) {
+        if (e instanceof ConnectionLost) this.drop(client);
+        // ssh2 can send a signal only before stdin is closed, and sshd keeps a session open until
+        // its command ends; so xpr stops waiting and hangs up, and the command may run on.
+        if (e instanceof GaveUp) ch?.close();
+        throw e;
+      }
+    } finally {
+      if (!ch) slot();
+      this.busy--;
+      this.updateHold();
+    }
   }
 
   /** The logged-in client, connecting (with retries) when there is none. */
@@ -276,6 +319,8 @@ class SshConnection {
   private async connectWithRetry(): Promise<SshClient> {
     let last: unknown;
     for (const delay of CONNECT_DELAYS_MS) {
+      // Nobody waits any more (they all gave up): stop, rather than keep the process alive.
+      if (delay && this.busy + this.dependents === 0) break;
       if (delay) await sleep(delay);
       if (this.closed) break;
       try {
@@ -297,11 +342,10 @@ class SshConnection {
 
   private async connectOnce(): Promise<SshClient> {
     const { settings: s, jump, label } = this.target;
-    const keepaliveMs = s.serverAliveIntervalMs ?? KEEPALIVE_MS;
-    let sock: ClientChannel | net.Socket | undefined;
+    let sock: ClientChannel | net.Socket;
     if (!jump) {
       const tcp = net.connect({ host: s.hostName, port: s.port });
-      tcp.setKeepAlive(true, keepaliveMs);
+      tcp.setKeepAlive(true, s.serverAliveIntervalMs ?? SERVER_ALIVE_INTERVAL_MS);
       tcp.setNoDelay(true);
       sock = tcp;
     } else {
@@ -339,13 +383,13 @@ class SshConnection {
       host: s.hostName,
       port: s.port,
       username: s.user,
-      // TCP keepalive instead (see updateHold): ssh2's keeps an interval timer referenced.
+      // Our own keepalive instead (see watchAlive): ssh2's keeps an interval timer referenced.
       keepaliveInterval: 0,
       readyTimeout: s.connectTimeoutMs ?? READY_TIMEOUT_MS,
       hostVerifier,
       algorithms: { serverHostKey: [...preferred, ...HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))] },
       authHandler: auth.handler,
-      ...(sock ? { sock } : {}),
+      sock,
       ...(process.env['XPR_SSH_DEBUG'] ? { debug: (m: string) => process.stderr.write(`[ssh ${label}] ${m}\n`) } : {}),
     };
 
@@ -357,6 +401,7 @@ class SshConnection {
         opened++;
         this.tcp = sock instanceof net.Socket ? sock : undefined;
         this.updateHold();
+        this.watchAlive(client, sock);
         resolve(client);
       });
       client.on('error', (err: Error) => {
@@ -374,6 +419,28 @@ class SshConnection {
       });
       client.connect(config);
     });
+  }
+
+  /**
+   * Drop the connection once the server has sent nothing for ServerAliveInterval ×
+   * ServerAliveCountMax (default 15 s × 3), pinging it meanwhile: a stopped or hung sshd still
+   * acknowledges TCP, so neither TCP keepalive nor a waiting command would ever notice.
+   */
+  private watchAlive(client: SshClient, sock: ClientChannel | net.Socket): void {
+    const ping = protocolPing(client);
+    if (!ping) {
+      debugLog(this.target.label, 'this ssh2 cannot send keepalives: a hung server is found by command timeouts only');
+      return;
+    }
+    const s = this.target.settings;
+    const keepalive = new Keepalive(s.serverAliveIntervalMs ?? SERVER_ALIVE_INTERVAL_MS,
+      s.serverAliveCountMax ?? SERVER_ALIVE_COUNT_MAX, ping, (silentMs) => {
+        debugLog(this.target.label, `no answer from the server for ${silentMs} ms: connection taken as lost`);
+        this.drop(client);
+        sock.destroy(); // ssh2's destroy() leaves a socket alone that it no longer sees as writable
+      });
+    sock.on('data', keepalive.heard);
+    client.once('close', () => keepalive.stop());
   }
 
   private unreachable(e: unknown, tries?: number): UnreachableError {
@@ -585,7 +652,7 @@ function openExec(client: SshClient, command: string, lost: () => boolean): Prom
  * Collect stderr (and stdout unless the caller reads it) until the channel closes. A close with
  * no exit status on a connection that went away means the command's fate is unknown.
  */
-function awaitExit(ch: ClientChannel, lost: () => boolean, opts: { collectStdout: boolean; timeoutMs?: number | undefined }): Promise<ExecResult> {
+function awaitExit(ch: ClientChannel, lost: () => boolean, opts: { collectStdout: boolean }): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -593,24 +660,40 @@ function awaitExit(ch: ClientChannel, lost: () => boolean, opts: { collectStdout
     if (opts.collectStdout) ch.on('data', (b: Buffer) => out.push(b));
     ch.stderr.on('data', (b: Buffer) => err.push(b));
     ch.on('error', () => { /* surfaces as a close without exit status */ });
-    ch.on('exit', (c: number | null) => {
-      code = c;
-    });
     const result = (): ExecResult =>
       ({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), code: code ?? null });
-    // ssh2 can send a signal only before stdin is closed, and sshd keeps a session open until its
-    // command ends; so on timeout xpr stops waiting and hangs up, and the command may run on.
-    const timer = opts.timeoutMs ? setTimeout(() => {
-      ch.close();
-      const r = result();
-      resolve({ ...r, stderr: `${r.stderr}\n[xpr] gave up waiting after ${opts.timeoutMs} ms\n`, code: null });
-    }, opts.timeoutMs) : undefined;
-    ch.on('close', () => {
-      clearTimeout(timer);
+    // The exit status comes with 'close' (ssh2 passes it as node's child processes do), not from
+    // 'exit': a quick command's status can arrive in the same read as the exec reply, so 'exit'
+    // fires before anyone listens, while 'close' waits until the output has been read.
+    ch.on('close', (status?: number | null) => {
+      code = status;
       if (code === undefined && lost()) return reject(new ConnectionLost(true));
       resolve(result());
     });
   });
+}
+
+/**
+ * A function that sends OpenSSH's keepalive (global request `keepalive@openssh.com`, want-reply)
+ * over `client`, or undefined if this ssh2 has none. ssh2 has no public way to do it without its
+ * own referenced timer, so this uses its protocol object. ssh2 drops the server's answer
+ * (REQUEST_FAILURE) since no request callback waits for it, which holds as long as xpr makes no
+ * global requests of its own (no forwardIn); the answer's bytes are what Keepalive listens for.
+ */
+function protocolPing(client: SshClient): (() => void) | undefined {
+  const proto = (client as unknown as { _protocol?: { ping?: () => void } })._protocol;
+  if (typeof proto?.ping !== 'function') return undefined;
+  return () => {
+    try {
+      proto.ping!();
+    } catch {
+      // the connection is going away; its close is handled elsewhere
+    }
+  };
+}
+
+function debugLog(label: string, message: string): void {
+  if (process.env['XPR_SSH_DEBUG']) process.stderr.write(`[ssh ${label}] ${message}\n`);
 }
 
 function forwardOut(client: SshClient, host: string, port: number): Promise<ClientChannel> {

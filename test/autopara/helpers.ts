@@ -32,10 +32,17 @@ export interface RunResult {
 }
 
 export function runNode(
-  args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; onStderr?: (text: string, kill: () => void) => void },
+  args: string[],
+  options: {
+    cwd: string; env: NodeJS.ProcessEnv;
+    onStderr?: (text: string, kill: () => void) => void;
+    /** Called once the process is started, with a function that kills it with SIGKILL. */
+    onSpawn?: (kill: () => void) => void;
+  },
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    options.onSpawn?.(() => child.kill('SIGKILL'));
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });

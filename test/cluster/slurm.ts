@@ -61,3 +61,16 @@ export async function ensureSlurm(): Promise<string | undefined> {
   }
   return slurmAvailable();
 }
+
+/**
+ * Submissions SLURM's accounting recorded under a scheduler job name, for every user (an array
+ * counts once). Accounting lags submission by a moment, so this waits (up to 20 s) for at least one.
+ */
+export async function submissionsNamed(name: string): Promise<Set<string>> {
+  for (let i = 0; ; i++) {
+    const { stdout } = await execFileP('sacct', ['-a', '-n', '-X', '-P', '--name', name, '-o', 'JobID']);
+    const ids = stdout.trim().split('\n').filter(Boolean);
+    if (ids.length || i >= 40) return new Set(ids.map((id) => id.split('_')[0]!));
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

@@ -1,15 +1,34 @@
-// A real OpenSSH sshd for tests (DESIGN §5): started on 127.0.0.1 on a free high port, with a
-// generated host key, user key, authorized_keys, known_hosts and an ssh_config, all in a fresh
-// temp dir. It runs as the current user (root included) and logs to a file in that dir.
+// A real OpenSSH sshd for tests: started on 127.0.0.1 on a free high port, with a generated host
+// key, user key, authorized keys, known_hosts and an ssh_config, all in a fresh temp dir. It runs
+// as the current user and logs to a file in that dir. Run as root, it also lets in the test
+// cluster's own users (scripts/test-cluster/create-users.sh): other accounts with their own homes
+// and login shells, which is how a user's cluster looks from the driver.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const SSHD_BIN = '/usr/sbin/sshd';
-/** Host alias defined in the generated ssh_config. */
+/** Host alias defined in the generated ssh_config: the current user, on this machine. */
 export const SSH_HOST_ALIAS = 'xpr-test';
+
+/** A cluster account other than the driver's; its name is also its host alias in the ssh_config. */
+export interface ClusterUser {
+  name: string;
+  /** Login shell, which runs every command sent over SSH. */
+  shell: string;
+  home: string;
+}
+
+/** The test cluster's accounts and the login shell each one has (create-users.sh makes them). */
+export const CLUSTER_USERS = [
+  { name: 'xpr-bash', shellName: 'bash' },
+  { name: 'xpr-tcsh', shellName: 'tcsh' },
+] as const;
+
+const CREATE_USERS_SCRIPT = fileURLToPath(new URL('../../scripts/test-cluster/create-users.sh', import.meta.url));
 
 export interface SshdOptions {
   /** Port to listen on; a free high port when omitted. */
@@ -23,13 +42,18 @@ export interface SshdHandle {
   host: '127.0.0.1';
   /** The user sshd runs as and lets in (the current user). */
   user: string;
+  /** Other accounts it lets in with the same key (only when run as root; see `clusterUsers()`). */
+  clusterUsers: ClusterUser[];
   /** The temp dir holding keys, configs, pid file and log. */
   dir: string;
   /** Private user key (ed25519, no passphrase); the public half is in authorized_keys. */
   identityFile: string;
   /** known_hosts with one line for `[127.0.0.1]:<port>`. */
   knownHostsFile: string;
-  /** ssh_config with `Host xpr-test` (HostName, Port, User, IdentityFile, UserKnownHostsFile, StrictHostKeyChecking yes). */
+  /**
+   * ssh_config with `Host xpr-test` (HostName, Port, User, IdentityFile, UserKnownHostsFile,
+   * StrictHostKeyChecking yes), and the same for each cluster user under its own name as alias.
+   */
   sshConfigFile: string;
   /** `SHA256:...` fingerprint of the host key, as `ssh-keygen -lf` prints it. */
   hostKeyFingerprint: string;
@@ -43,6 +67,11 @@ export interface SshdHandle {
   restart(): Promise<void>;
   /** Stop sshd and its session processes, and remove the temp dir. */
   stop(): Promise<void>;
+  /**
+   * Send `sig` to the sshd listener and all its session processes: SIGSTOP makes a host that
+   * still accepts TCP but never answers (a hung sshd), SIGCONT lets it go on.
+   */
+  signal(sig: NodeJS.Signals): void;
 }
 
 function which(cmd: string): string | undefined {
@@ -180,16 +209,47 @@ function alive(pid: number): boolean {
   }
 }
 
+function passwdEntry(name: string): { shell: string; home: string } | undefined {
+  const r = spawnSync('getent', ['passwd', name], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  const f = r.stdout.trim().split(':');
+  return { home: f[5] ?? '', shell: f[6] ?? '' };
+}
+
+/**
+ * The cluster accounts, created when missing (as root), or why there are none: logging in as
+ * another user needs an sshd run by root.
+ */
+export function clusterUsers(): ClusterUser[] | string {
+  if (process.getuid?.() !== 0) return 'logging in as the test cluster\'s users needs root (sshd must switch users)';
+  const missing = CLUSTER_USERS.filter((u) => !passwdEntry(u.name));
+  if (missing.length) {
+    const r = spawnSync('bash', [CREATE_USERS_SCRIPT], { encoding: 'utf8' });
+    if (r.status !== 0) return `cannot create the test cluster's users: ${(r.stderr || r.stdout).trim()}`;
+  }
+  const users: ClusterUser[] = [];
+  for (const u of CLUSTER_USERS) {
+    const pw = passwdEntry(u.name);
+    if (!pw) return `user ${u.name} is missing (run scripts/test-cluster/create-users.sh as root)`;
+    if (!pw.shell.endsWith(`/${u.shellName}`)) return `user ${u.name} has login shell ${pw.shell}, not ${u.shellName} (run create-users.sh)`;
+    users.push({ name: u.name, shell: pw.shell, home: pw.home });
+  }
+  return users;
+}
+
 export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
   const reason = sshdAvailable();
   if (reason) throw new Error(`sshd unavailable: ${reason}`);
 
   const dir = mkdtempSync(join(tmpdir(), 'xpr-sshd-'));
-  chmodSync(dir, 0o700);
+  // Others may pass through (not list) the dir: sshd reads a user's authorized keys as that user.
+  chmodSync(dir, 0o711);
   const user = userInfo().username;
+  const others = clusterUsers();
+  const users = typeof others === 'string' ? [] : others;
   const hostKey = join(dir, 'ssh_host_ed25519_key');
   const identityFile = join(dir, 'id_ed25519');
-  const authorizedKeys = join(dir, 'authorized_keys');
+  const keysDir = join(dir, 'authorized_keys.d');
   const knownHostsFile = join(dir, 'known_hosts');
   const sshdConfig = join(dir, 'sshd_config');
   const sshConfigFile = join(dir, 'ssh_config');
@@ -198,7 +258,10 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
 
   run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'xpr-test-host', '-f', hostKey]);
   run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `xpr-test-user@${user}`, '-f', identityFile]);
-  writeFileSync(authorizedKeys, readFileSync(`${identityFile}.pub`, 'utf8'), { mode: 0o600 });
+  mkdirSync(keysDir, { mode: 0o755 });
+  for (const name of [user, ...users.map((u) => u.name)]) {
+    writeFileSync(join(keysDir, name), readFileSync(`${identityFile}.pub`, 'utf8'), { mode: 0o644 });
+  }
   const [keyType, keyData] = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/);
   const hostPublicKey = `${keyType} ${keyData}`;
   const fp = run('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${hostKey}.pub`]).split(/\s+/)[1] ?? '';
@@ -214,7 +277,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
         'ListenAddress 127.0.0.1',
         `HostKey ${hostKey}`,
         `PidFile ${pidFile}`,
-        `AuthorizedKeysFile ${authorizedKeys}`,
+        `AuthorizedKeysFile ${keysDir}/%u`,
         'PubkeyAuthentication yes',
         'PasswordAuthentication no',
         'KbdInteractiveAuthentication no',
@@ -232,23 +295,24 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
       ].join('\n'),
     );
     writeFileSync(knownHostsFile, `[127.0.0.1]:${port} ${hostPublicKey}\n`);
-    writeFileSync(
-      sshConfigFile,
-      [
-        `Host ${SSH_HOST_ALIAS}`,
-        '  HostName 127.0.0.1',
-        `  Port ${port}`,
-        `  User ${user}`,
-        `  IdentityFile ${identityFile}`,
-        '  IdentitiesOnly yes',
-        `  UserKnownHostsFile ${knownHostsFile}`,
-        '  GlobalKnownHostsFile /dev/null',
-        '  StrictHostKeyChecking yes',
-        '  BatchMode yes',
-        '  ConnectTimeout 10',
-        '',
-      ].join('\n'),
-    );
+    const hostBlock = (alias: string, login: string) => [
+      `Host ${alias}`,
+      '  HostName 127.0.0.1',
+      `  Port ${port}`,
+      `  User ${login}`,
+      `  IdentityFile ${identityFile}`,
+      '  IdentitiesOnly yes',
+      `  UserKnownHostsFile ${knownHostsFile}`,
+      '  GlobalKnownHostsFile /dev/null',
+      '  StrictHostKeyChecking yes',
+      '  BatchMode yes',
+      '  ConnectTimeout 10',
+    ];
+    writeFileSync(sshConfigFile, [
+      ...hostBlock(SSH_HOST_ALIAS, user),
+      ...users.flatMap((u) => hostBlock(u.name, u.name)),
+      '',
+    ].join('\n'));
   };
 
   let child: ChildProcess | undefined;
@@ -338,6 +402,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
     },
     host: '127.0.0.1',
     user,
+    clusterUsers: users,
     dir,
     identityFile,
     knownHostsFile,
@@ -359,6 +424,18 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
     async stop() {
       await halt();
       rmSync(dir, { recursive: true, force: true });
+    },
+    signal(sig: NodeJS.Signals) {
+      const pid = child?.pid;
+      if (pid === undefined) return;
+      // The listener first, so that it forks no new session while its children are signalled.
+      for (const p of [pid, ...descendants(pid)]) {
+        try {
+          process.kill(p, sig);
+        } catch {
+          // already gone
+        }
+      }
     },
   };
 }

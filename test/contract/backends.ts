@@ -1,8 +1,8 @@
-// The four backends the scheduler contract suite runs over (DESIGN §5): xpr's own local queue, the
-// real one-node SLURM and Grid Engine on this machine, and PBS Professional through the command shim
-// in test/shims/pbs over the local queue. Each is a factory: whether it can run here, the config.json
-// of a project that uses it, the transport that reaches it, and how to list its jobs by name with the
-// scheduler's own commands.
+// The backends the scheduler contract suite runs over: xpr's own local queue, the real one-node SLURM
+// and Grid Engine on this machine, Torque as SLURM's Torque wrappers (Debian's slurm-wlm-torque)
+// over that SLURM, and PBS Professional through the command shim in test/shims/pbs over the local
+// queue. Each is a factory: whether it can run here, the config.json of a project that uses it, the
+// transport that reaches it, and how to list its jobs by name with the scheduler's own commands.
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,7 +12,11 @@ import { promisify } from 'node:util';
 import type { SystemConfig } from '../../src/config/schema.js';
 import { LocalTransport } from '../../src/transport/local.js';
 import type { ExecOptions, ExecResult, Transport } from '../../src/transport/types.js';
+import { closeAllSshConnections, SshTransport } from '../../src/transport/ssh.js';
+import { userSystemConfig } from '../cluster/cluster-config.js';
+import { clusterShapeUnavailable, clusterUser } from '../cluster/shape.js';
 import { ensureSlurm } from '../cluster/slurm.js';
+import { CLUSTER_USERS, startSshd, type SshdHandle } from '../cluster/sshd.js';
 
 const execFileP = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -21,6 +25,11 @@ export const PBS_SHIM_DIR = path.join(REPO, 'test/shims/pbs');
 const START_SGE = path.join(REPO, 'scripts/test-cluster/start-sge.sh');
 
 export const SGE_ENV = { SGE_ROOT: '/var/lib/gridengine', SGE_CELL: 'default' };
+/**
+ * Where scripts/test-cluster/install.sh unpacks SLURM's Torque wrappers: slurm-wlm-torque conflicts
+ * with gridengine-client over /usr/bin/qsub, so it is not installed. `XPR_TORQUE_BIN` overrides.
+ */
+export const TORQUE_BIN = process.env.XPR_TORQUE_BIN ?? '/opt/slurm-wlm-torque/usr/bin';
 
 /** A transport that logs every command it runs (to count scheduler queries). */
 export class CountingTransport implements Transport {
@@ -40,8 +49,13 @@ export class CountingTransport implements Transport {
   close(): Promise<void> { return this.inner.close(); }
 }
 
+/** The scheduler a backend puts jobs on. */
+export type BackendKind = 'local' | 'slurm' | 'pbs' | 'sge' | 'torque';
+
 export interface Backend {
-  name: 'local' | 'slurm' | 'pbs' | 'sge';
+  /** How the suite names it: its scheduler, plus how it is reached when that is not this account. */
+  name: string;
+  kind: BackendKind;
   /** Why it cannot run here, or undefined (starts the test cluster when it can). */
   available(): Promise<string | undefined>;
   /** config.json of a project under `tmp` using system `system` on this backend. */
@@ -56,14 +70,31 @@ export interface Backend {
   timeout: { maxTime: number | string; sleep: number; testMs: number };
   /** Whether the scheduler records a cancel so that xpr can name it (CANCELLED). */
   namesCancel: boolean;
+  /** Whether it records a job killed at its wall time so that xpr can name it (TIMEOUT). */
+  namesTimeout: boolean;
+  /** Whether its status query tells a held job from a queued one. */
+  reportsHeld: boolean;
   /**
    * Distinct scheduler jobs (a job array counts once) whose name starts with `prefix`, queued,
    * running or finished, as the scheduler's own listing shows them.
    */
   countJobs(prefix: string): Promise<number>;
-  /** Remove what the backend made for this test run (its queue dir). */
-  cleanup(): void;
+  /** Where this test process sees a path of the system's side (relative paths are in its home). */
+  localPath(remote: string): string;
+  /** How the rundir of a project under `tmp` starts on the system's side. */
+  rundirPrefix(tmp: string): string;
+  /** A dir that both a job and this test process can write, for the project under `tmp`. */
+  sharedDir(tmp: string): string;
+  /** Remove what the backend made for this test run (its queue dir, its sshd). */
+  cleanup(): void | Promise<void>;
 }
+
+/** Backends on this account with an absolute rundir under the project: paths are as they are. */
+const sameAccount = {
+  localPath: (remote: string) => remote,
+  rundirPrefix: (tmp: string) => path.join(tmp, 'remote'),
+  sharedDir: (tmp: string) => tmp,
+};
 
 const sh = async (command: string, env: NodeJS.ProcessEnv): Promise<string> =>
   (await execFileP('/bin/bash', ['-c', command], { env, timeout: 30_000, maxBuffer: 64 << 20 })).stdout;
@@ -96,7 +127,9 @@ function localBackend(): Backend {
   const qdir = queueDir('local');
   const env = { ...process.env, XPR_LOCALQ_DIR: qdir };
   return {
+    ...sameAccount,
     name: 'local',
+    kind: 'local',
     system: 'local',
     env,
     available: async () => needBuild(),
@@ -105,6 +138,8 @@ function localBackend(): Backend {
     transportFactory: () => new CountingTransport(new LocalTransport({ env })),
     timeout: { maxTime: 1, sleep: 60, testMs: 30_000 },
     namesCancel: true,
+    namesTimeout: true,
+    reportsHeld: true,
     cleanup: removeDir(qdir),
     async countJobs(prefix) {
       const out = await sh(`'${process.execPath}' '${LOCALQ_MAIN}' status`, env);
@@ -119,13 +154,19 @@ function localBackend(): Backend {
 
 // ---------------------------------------------------------------------------------------- slurm
 
+let slurmReady: Promise<string | undefined> | undefined;
+/** ensureSlurm, once: the slurm and torque backends both need it, and ask at the same time. */
+const ensureSlurmOnce = (): Promise<string | undefined> => (slurmReady ??= ensureSlurm());
+
 function slurmBackend(): Backend {
   const env = { ...process.env };
   return {
+    ...sameAccount,
     name: 'slurm',
+    kind: 'slurm',
     system: 'slurm',
     env,
-    available: () => ensureSlurm(),
+    available: () => ensureSlurmOnce(),
     config: (tmp) => ({
       systems: {
         slurm: {
@@ -146,6 +187,8 @@ function slurmBackend(): Backend {
     // SLURM limits are whole minutes and checked every 30 s: --time=1 is killed 60-90 s in.
     timeout: { maxTime: '1m', sleep: 300, testMs: 200_000 },
     namesCancel: true,
+    namesTimeout: true,
+    reportsHeld: true,
     cleanup: nothing,
     async countJobs(prefix) {
       // squeue keeps ended jobs for MinJobAge (30 s); sacct (when accounting is on) for longer.
@@ -199,7 +242,9 @@ export async function ensureSge(env: NodeJS.ProcessEnv): Promise<string | undefi
 function sgeBackend(): Backend {
   const env = { ...process.env, ...SGE_ENV };
   return {
+    ...sameAccount,
     name: 'sge',
+    kind: 'sge',
     system: 'sge',
     env,
     available: () => ensureSge(env),
@@ -220,6 +265,8 @@ function sgeBackend(): Backend {
     // Only while qstat still lists the job as `dr`: qacct records a qdel'd job as `failed 100`,
     // exit 137, like any other kill. xpr polls right after cancelling, so it sees the `d`.
     namesCancel: true,
+    namesTimeout: true,
+    reportsHeld: true,
     cleanup: nothing,
     async countJobs(prefix) {
       // Queued and running jobs from qstat, ended ones from the accounting file (qacct).
@@ -250,7 +297,9 @@ function pbsBackend(): Backend {
   // this system's commands only.
   const env = { ...process.env, PATH: `${PBS_SHIM_DIR}:${process.env.PATH ?? ''}`, XPR_LOCALQ_DIR: qdir };
   return {
+    ...sameAccount,
     name: 'pbs',
+    kind: 'pbs',
     system: 'pbs',
     env,
     available: async () => {
@@ -278,6 +327,8 @@ function pbsBackend(): Backend {
     transportFactory: () => new CountingTransport(new LocalTransport({ env })),
     timeout: { maxTime: 2, sleep: 60, testMs: 30_000 },
     namesCancel: true,
+    namesTimeout: true,
+    reportsHeld: true,
     cleanup: removeDir(qdir),
     async countJobs(prefix) {
       const out = await sh('qstat -x -f', env);
@@ -288,4 +339,126 @@ function pbsBackend(): Backend {
   };
 }
 
-export const BACKENDS: Backend[] = [localBackend(), slurmBackend(), pbsBackend(), sgeBackend()];
+// ---------------------------------------------------------------------------------------- torque
+
+/** Why SLURM's Torque wrappers cannot run here (starts SLURM when it can). */
+export async function ensureTorqueWrappers(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const slurm = await ensureSlurmOnce();
+  if (slurm) return slurm;
+  const missing = ['qsub', 'qstat', 'qdel', 'qhold', 'qrls'].filter((c) => !onPath(c, env));
+  if (missing.length) return `Torque commands missing: ${missing.join(', ')} (run scripts/test-cluster/install.sh)`;
+  // Only SLURM's perl wrapper answers --version so; Grid Engine's qstat would be another story.
+  const r = spawnSync('qstat', ['--version'], { env, encoding: 'utf8' });
+  const said = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  return said.includes('Unknown option: version') ? undefined
+    : `qstat in ${TORQUE_BIN} is not SLURM's Torque wrapper: qstat --version said ${JSON.stringify(said.trim().split('\n')[0])}`;
+}
+
+function torqueBackend(): Backend {
+  // First on PATH for this system's commands only: /usr/bin/qsub is Grid Engine's.
+  const env = { ...process.env, PATH: `${TORQUE_BIN}:${process.env.PATH ?? ''}` };
+  return {
+    ...sameAccount,
+    name: 'torque',
+    kind: 'torque',
+    system: 'torque',
+    env,
+    available: () => ensureTorqueWrappers(env),
+    config: (tmp) => ({
+      systems: {
+        torque: {
+          host: null,
+          scheduler: 'torque',
+          rundir: path.join(tmp, 'remote'),
+          // sbatch reads these #PBS lines itself: -q is the partition, nodes/ppn the task count.
+          header: ['#PBS -q {queue}', '#PBS -l nodes={num_nodes}:ppn={num_cores_per_node}'],
+          queues: { debug: { num_cores: 2, max_time: '1h', max_mem: '4gb' } },
+          node_command: process.execPath,
+        },
+      },
+    }),
+    transportFactory: () => new CountingTransport(new LocalTransport({ env })),
+    // SLURM underneath: whole minutes, checked every 30 s (see the slurm backend).
+    timeout: { maxTime: '1m', sleep: 300, testMs: 200_000 },
+    // The wrapper's qstat has states Q, R and C only and no exit status: a cancelled or timed-out
+    // job is just C, then gone, and a held one is Q. Its files say it died, not why.
+    namesCancel: false,
+    namesTimeout: false,
+    reportsHeld: false,
+    cleanup: nothing,
+    async countJobs(prefix) {
+      // Every array task is a job of its own in this listing, under the array's name; xpr's names
+      // are unique per submission, so names count submissions. Ended jobs stay for MinJobAge (30 s).
+      let out = '';
+      try {
+        out = await sh('qstat -f', env);
+      } catch (e) {
+        // 153: no job at all.
+        if ((e as { code?: number }).code !== 153) throw e;
+      }
+      const names = new Set<string>();
+      for (const m of out.matchAll(/^Job Id:\s*\d+\n\s+Job_Name = (\S+)/gm)) if (m[1]!.startsWith(prefix)) names.add(m[1]!);
+      return names.size;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------- slurm over SSH
+
+/**
+ * The real SLURM reached as a user reaches a cluster: over the test sshd (xpr's built-in client),
+ * as a cluster account that is not this one (its own home and login shell), with the config a new
+ * user writes (no rundir, so `run_expyre` in that account's home; no node_command).
+ */
+function slurmSshBackend(account: string): Backend {
+  const env = { ...process.env };
+  delete env.HOSTNAME;
+  let sshd: SshdHandle | undefined;
+  const home = () => clusterUser(account).home;
+  return {
+    name: `slurm over ssh as ${account}`,
+    kind: 'slurm',
+    system: 'cluster',
+    env,
+    async available() {
+      const why = (await clusterShapeUnavailable()) ?? (await ensureSlurmOnce());
+      if (why) return why;
+      sshd = await startSshd();
+      env.XPR_SSH_CONFIG = sshd.sshConfigFile;
+      return undefined;
+    },
+    config: () => ({ systems: { cluster: { ...userSystemConfig(account), partitions: {
+      short: { num_cores: 2, max_time: '5m', max_mem: '4gb' },
+      debug: { num_cores: 2, max_time: '1h', max_mem: '4gb' },
+    } } } }),
+    transportFactory: (sys) => new CountingTransport(new SshTransport(sys.host!, { configFile: sshd!.sshConfigFile })),
+    timeout: { maxTime: '1m', sleep: 300, testMs: 200_000 },
+    namesCancel: true,
+    namesTimeout: true,
+    reportsHeld: true,
+    localPath: (remote) => (path.isAbsolute(remote) ? remote : path.join(home(), remote)),
+    rundirPrefix: () => 'run_expyre/',
+    // The account's home: the job writes there, and this test runs as root.
+    sharedDir: () => home(),
+    async cleanup() {
+      await closeAllSshConnections();
+      await sshd?.stop();
+    },
+    async countJobs(prefix) {
+      const out = await sh(
+        `squeue -h -t all -u ${account} -o '%F|%j'; sacct -n -P -X -S now-1days -u ${account} -o JobID,JobName 2>/dev/null || true`,
+        env,
+      );
+      return startsWith(out.split('\n').filter(Boolean).map((l) => {
+        const [id = '', name = ''] = l.split('|');
+        return [id.replace(/_.*$/, ''), name];
+      }), prefix);
+    },
+  };
+}
+
+/** The backends on this account, reached without SSH. */
+export const BACKENDS: Backend[] = [localBackend(), slurmBackend(), pbsBackend(), sgeBackend(), torqueBackend()];
+
+/** SLURM over SSH as each cluster account, in a user's shape. */
+export const SSH_BACKENDS: Backend[] = CLUSTER_USERS.map((u) => slurmSshBackend(u.name));

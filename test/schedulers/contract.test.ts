@@ -4,6 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { renderScript } from '../../src/job/script.js';
+import { local } from '../../src/schedulers/local.js';
 import { pbs, torque } from '../../src/schedulers/pbs.js';
 import { sge } from '../../src/schedulers/sge.js';
 import { slurm } from '../../src/schedulers/slurm.js';
@@ -76,7 +78,7 @@ const values = {
   partition: node.partition, queue: node.partition, id: 'xpr_calc_AbC', max_mem: '',
 };
 
-describe.each([['slurm', slurm], ['pbs', pbs], ['sge', sge]] as const)('%s golden header', (label, sched) => {
+describe.each([['slurm', slurm], ['pbs', pbs], ['torque', torque], ['sge', sge]] as const)('%s golden header', (label, sched) => {
   const template = fs.readFileSync(path.join(templatesDir, 'headers', `${label}.txt`), 'utf8');
 
   it('default header file holds only directive lines with known placeholders', () => {
@@ -98,5 +100,38 @@ describe.each([['slurm', slurm], ['pbs', pbs], ['sge', sge]] as const)('%s golde
       ...fillHeader(template.split('\n').filter((l) => l !== ''), { ...values, max_time: sched.formatTime(node.maxTime) }),
     ];
     await expect(`${header.join('\n')}\n`).toMatchFileSnapshot(`../fixtures/golden/${label}-${arraySize ? 'array' : 'plain'}.txt`);
+  });
+});
+
+// {max_mem} in each scheduler's own memory request, through the job script renderer, for 1.5 GB
+// (and 1 GB + 1 kB, which has no larger exact unit): `--mem` wants K/M/G/T (a bare number is MB),
+// PBS and Torque `mem=` kb/mb/gb, Grid Engine `h_vmem` K/M/G (it calls `...kb` "not a memory
+// value"). The local queue takes no memory request; a header line shows config.json's form.
+// test/contract/contract.test.ts submits these lines to the real SLURM, Torque wrappers and SGE.
+const MEMORY_LINE: [string, Scheduler, string][] = [
+  ['slurm', slurm, '#SBATCH --mem={max_mem}'],
+  ['pbs', pbs, '#PBS -l mem={max_mem}'],
+  ['torque', torque, '#PBS -l mem={max_mem}'],
+  ['sge', sge, '#$ -l h_vmem={max_mem},mem_free={max_mem}'],
+  ['local', local, '# memory per node: {max_mem}'],
+];
+
+describe.each(MEMORY_LINE)('%s golden memory directive', (label, sched, line) => {
+  /** The header part of a rendered script: between the #! line and xpr's own first comment. */
+  const header = (maxMemPerNode: number): string[] => {
+    const text = renderScript({
+      scheduler: sched, schedName: 'xpr_calc_AbC',
+      node: { partitionKey: 'p', partition: 'p', numNodes: 1, numCores: 1, numCoresPerNode: 1, maxTime: 60, maxMemPerNode },
+      jobDirs: ['run_x'], stdoutFile: '_xpr_submit/xpr_calc_AbC.out', stderrFile: '_xpr_submit/xpr_calc_AbC.err',
+      header: [line], noDefaultHeader: false, partitionHeader: [], headerExtra: [], commands: [], preCmds: [],
+      postCmds: [], envVars: {}, nodeCommand: 'node', shell: '/bin/bash', runnerHash: 'deadbeef',
+    });
+    const lines = text.split('\n');
+    return lines.slice(1, lines.findIndex((l) => l.startsWith('# Job script written by xpr')));
+  };
+
+  it('renders {max_mem} in the form the directive takes', async () => {
+    const rendered = [...header(1536 * 1024), ...header(1024 * 1024 + 1).slice(-1)];
+    await expect(`${rendered.join('\n')}\n`).toMatchFileSnapshot(`../fixtures/golden/${label}-mem.txt`);
   });
 });

@@ -1,7 +1,8 @@
 // `xpr sync`: bring the selected jobs up to date with their systems — one status query per system
 // for all of its jobs, then the files of those that ended — each job against the system it was
-// submitted to. Jobs that never started are skipped; a system that cannot be reached is reported and
-// the others still sync.
+// submitted to. Jobs that died with no reason named are judged again from their files, which a
+// shared file system may show late. Jobs that never started are skipped; a system that cannot be
+// reached is reported and the others still sync.
 import { refreshJobs } from '../../job/engine.js';
 import type { JobRecord } from '../../store/jobstore.js';
 import type { JobStatus } from '../../store/status.js';
@@ -9,7 +10,7 @@ import { groupBy, hasDatabase, knownSystems, openSystem, selection, withProject,
 import { problemOf, type Problem } from '../exit.js';
 import { paint, plural, statusColour, type FormatOptions } from '../format.js';
 
-/** Filters as `ls`; `status` defaults to `ongoing` (`*` for every status). */
+/** Filters as `ls`; `status` defaults to `ongoing,died` (`*` for every status). */
 export interface SyncOptions extends CommandContext, SelectOptions {
   /** Told what is being done, system by system (the CLI shows it on a terminal). */
   onProgress?: (message: string) => void;
@@ -43,7 +44,7 @@ export interface SyncResult {
 export async function sync(opts: SyncOptions = {}): Promise<SyncResult> {
   return withProject(opts, async (project) => {
     const result: SyncResult = { dbPath: project.paths.dbPath, synced: [], skipped: [], systems: [], problems: [] };
-    const sel = selection({ ...opts, status: opts.status ?? 'ongoing' },
+    const sel = selection({ ...opts, status: opts.status ?? 'ongoing,died' },
       () => knownSystems(project, hasDatabase(project) ? project.store : undefined));
     if (!hasDatabase(project)) return result;
     const store = project.store;
@@ -58,7 +59,7 @@ export async function sync(opts: SyncOptions = {}): Promise<SyncResult> {
       try {
         opts.onProgress?.(`syncing ${plural(group.length, 'job')} on ${name}…`);
         openSystem(project, name);
-        const updated = await refreshJobs(project, group);
+        const updated = await refreshJobs(project, group, { rejudgeDied: true });
         result.synced.push(...updated.map((u, i) => ({
           id: u.id, name: u.name, system: name, before: group[i]!.status, after: u.status, remoteStatus: u.remoteStatus,
         })));
@@ -74,7 +75,8 @@ export async function sync(opts: SyncOptions = {}): Promise<SyncResult> {
 
 function skipReason(j: JobRecord): string | undefined {
   if (j.status === 'created') return j.submitIntent !== null ? 'submission was interrupted; the next run that starts it resolves it' : 'never started';
-  if (j.status !== 'submitted' && j.status !== 'started') return `already ${j.status}`;
+  if (j.status === 'died' && j.remoteReason !== null) return `died (${j.remoteReason})`;
+  if (j.status !== 'submitted' && j.status !== 'started' && j.status !== 'died') return `already ${j.status}`;
   if (!j.system) return 'no system recorded';
   return undefined;
 }

@@ -1,0 +1,4 @@
+// The autoparallelize SSH + SLURM end-to-end suite as the cluster account whose login shell is bash.
+import { defineAutoparaSlurmSuite } from './autopara-slurm.suite.js';
+
+await defineAutoparaSlurmSuite('xpr-bash');

@@ -1,0 +1,89 @@
+// SQLite's errors on a real jobs.db, as a user meets them: locked by another process (a real child
+// holding a write transaction), damaged, read-only. Each is an XprError naming the file and the way
+// forward, never a bare SqliteError.
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { XprError } from '../src/errors.js';
+import { JobStore } from '../src/store/jobstore.js';
+
+const BETTER_SQLITE3 = createRequire(import.meta.url).resolve('better-sqlite3');
+
+let dir: string;
+beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xpr-store-err-')); });
+afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+
+const job = (id: string) => ({ id, name: 'n', hash: `h${id}`, stageDir: path.join(dir, `run_${id}`) });
+
+/** A child process holding a write transaction on `file` until its stdin closes. */
+async function holdLock(file: string): Promise<{ pid: number; release(): Promise<void> }> {
+  const child = spawn(process.execPath, ['-e', `
+    const db = new (require(${JSON.stringify(BETTER_SQLITE3)}))(${JSON.stringify(file)});
+    db.exec('BEGIN IMMEDIATE'); console.log('LOCKED');
+    process.stdin.resume(); process.stdin.on('end', () => { db.exec('ROLLBACK'); db.close(); process.exit(0); });
+  `], { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (b: Buffer) => { if (b.toString().includes('LOCKED')) resolve(); });
+    child.on('exit', (c) => reject(new Error(`lock holder exited ${c}`)));
+  });
+  return {
+    pid: child.pid!,
+    release: () => new Promise((r) => { child.once('exit', () => r()); child.stdin.end(); }),
+  };
+}
+
+describe('the job database in trouble', () => {
+  it('locked by another process: an XprError naming the file, the holder and xpr db_unlock', async () => {
+    const file = path.join(dir, 'jobs.db');
+    JobStore.open(file).close();
+    const holder = await holdLock(file);
+    const prev = process.env.XPR_DB_BUSY_TIMEOUT;
+    process.env.XPR_DB_BUSY_TIMEOUT = '300';
+    try {
+      const store = JobStore.open(file);
+      const err = (() => { try { store.insert(job('a')); } catch (e) { return e; } })();
+      store.close();
+      expect(err).toBeInstanceOf(XprError);
+      expect((err as XprError).message).toContain(file);
+      expect((err as XprError).message).toContain(`process ${holder.pid}`);
+      expect((err as XprError).hint).toContain('xpr db_unlock');
+    } finally {
+      if (prev === undefined) delete process.env.XPR_DB_BUSY_TIMEOUT;
+      else process.env.XPR_DB_BUSY_TIMEOUT = prev;
+      await holder.release();
+    }
+    const store = JobStore.open(file);
+    store.insert(job('a'));
+    expect(store.list().map((r) => r.id)).toEqual(['a']);
+    store.close();
+  });
+
+  it('damaged: an XprError naming the file and how to record the jobs again', () => {
+    const file = path.join(dir, 'jobs.db');
+    fs.writeFileSync(file, 'this is not a database, just text that happens to be here\n'.repeat(100));
+    const err = (() => { try { JobStore.open(file); } catch (e) { return e; } })();
+    expect(err).toBeInstanceOf(XprError);
+    expect((err as XprError).message).toContain(file);
+    expect((err as XprError).message).toMatch(/damaged/);
+    expect((err as XprError).hint).toContain('xpr create_job --from-dir');
+  });
+
+  it.runIf(process.getuid?.() === 0)('read-only (a read-only mount, refused even to root): an XprError naming the file and the permission', () => {
+    const file = path.join(dir, 'jobs.db');
+    JobStore.open(file).close();
+    execFileSync('mount', ['--bind', dir, dir]);
+    try {
+      execFileSync('mount', ['-o', 'remount,bind,ro', dir]);
+      const err = (() => { try { JobStore.open(file).insert(job('b')); } catch (e) { return e; } })();
+      expect(err).toBeInstanceOf(XprError);
+      expect((err as XprError).message).toContain(file);
+      expect((err as XprError).message).toMatch(/read-only/);
+      expect((err as XprError).hint).toMatch(/write permission/);
+    } finally {
+      execFileSync('umount', [dir]);
+    }
+  });
+});
