@@ -16,6 +16,7 @@ export async function benchStage(opModule: string): Promise<Figure[]> {
   const items = Array.from({ length: N }, (_v, i) => ({ i, payload: crypto.randomBytes(500).toString('hex') }));
   try {
     const root = path.join(dir, '_expyre');
+    fs.mkdirSync(root);
     const project = Project.open({ cwd: dir, env: { ...process.env, EXPYRE_ROOT: root }, home: dir });
     const calls = items.map((item, i) => ({ name: `item${i}`, fn: touch, args: [item], project }));
     // Warm up bundling and the function lookup: they happen once per run, not per call.

@@ -1,3 +1,4 @@
+import { RESULT_LOST_REASONS } from './schedulers/types.js';
 import { shWord } from './util/shell.js';
 
 // The few error classes xpr throws. Each carries what the user needs next (a hint, the file and key,
@@ -38,9 +39,16 @@ export function callSite(entry: (...args: never[]) => unknown): string {
  * their whole stack.
  */
 export function forUser(err: unknown, site: string): unknown {
-  if (err instanceof XprError && !process.env['XPR_DEBUG']) {
-    err.stack = `${err.name}: ${err.describe()}${site ? `\n${site}` : ''}`;
+  if (!(err instanceof XprError)) return err;
+  if (process.env['XPR_DEBUG']) {
+    // The internal frames stop at Error.stackTraceLimit, often before the user's call: add it.
+    if (site && !err.stack?.includes(site)) err.stack = `${err.stack ?? ''}\n    --- called from ---\n${site}`;
+    return err;
   }
+  err.stack = `${err.name}: ${err.describe()}${site ? `\n${site}` : ''}`;
+  // Node prints an uncaught error's own enumerable fields after its stack: the hint, a config
+  // error's issues, a job's context, all of which the stack now says. They stay readable.
+  for (const key of Object.keys(err)) Object.defineProperty(err, key, { enumerable: false });
   return err;
 }
 
@@ -111,20 +119,57 @@ export class RemoteError extends XprError {
   }
 }
 
-/** The job ended without writing a result (killed, out of time or memory, node failure). */
+/** What a JobDiedError says beyond the job and its reason. */
+export interface DiedDetails {
+  /** What exactly is gone or unreadable, naming the dir or file (RESULT_MISSING, RESULT_CORRUPT). */
+  detail?: string;
+  /** The job runs a chunk of an autoparallelize call, whose remote info has its own ways to resubmit. */
+  autopara?: boolean;
+}
+
+/**
+ * The job ended without a result that can be had: killed, out of time or memory, node failure, or
+ * its dir or result file lost or damaged since.
+ */
 export class JobDiedError extends XprError {
   readonly job: JobContext;
-  /** Scheduler's named reason when known: TIMEOUT, OUT_OF_MEMORY, CANCELLED, PREEMPTED, NODE_FAIL. */
+  /**
+   * The named reason when known: the scheduler's (TIMEOUT, OUT_OF_MEMORY, CANCELLED, PREEMPTED,
+   * NODE_FAIL) or xpr's (RESULT_MISSING, RESULT_CORRUPT).
+   */
   readonly reason: string | undefined;
 
-  constructor(job: JobContext, reason: string | undefined) {
-    super(`Job ${job.jobId} died${reason ? ` (${reason})` : ''} without writing a result`, {
-      hint: `Job dir: ${job.jobDir}. See more with: xpr logs ${shWord(job.jobId)}` +
+  constructor(job: JobContext, reason: string | undefined, details: DiedDetails = {}) {
+    const how = details.detail ? `: ${details.detail}` : ' without writing a result';
+    super(`Job ${job.jobId} died${reason ? ` (${reason})` : ''}${how}`, {
+      hint: `Job dir: ${job.jobDir}. See more with: xpr logs ${shWord(job.jobId)}\n  ` +
+        `To run the call again: ${howToRunAgain(job.jobId, reason, details.autopara ?? false)}` +
         (job.stderrTail ? `\n--- stderr (tail) ---\n${job.stderrTail}` : ''),
     });
     this.job = job;
     this.reason = reason;
   }
+}
+
+/**
+ * What lets the call of a died job run again. A named reason lets a call that asks for other
+ * resources resubmit it; a lost result is resubmitted by any rerun; otherwise the job must be taken
+ * out of the way by hand, since an identical call re-attaches to it.
+ */
+function howToRunAgain(id: string, reason: string | undefined, autopara: boolean): string {
+  const filter = shWord(id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const byHand = `xpr fail_job -i ${filter} (or forget it: xpr rm -i ${filter})`;
+  if ((RESULT_LOST_REASONS as readonly string[]).includes(reason ?? '')) {
+    return `${autopara ? 'run the script again' : 'run it again as it was'}: it is resubmitted. Or forget this job: xpr rm -i ${filter}`;
+  }
+  const more = reason === 'TIMEOUT' ? 'a longer max_time' : reason === 'OUT_OF_MEMORY' ? 'more memory (max_mem_tot or max_mem_per_core)' : 'other resources';
+  if (autopara) {
+    const change = reason ? `ask for ${more} in its remote info, or ` : '';
+    return `${change}set resubmit_killed_jobs in its remote info, then run the script again: the chunk is resubmitted. ` +
+      `Or first: ${byHand}`;
+  }
+  if (reason) return `ask for ${more} in start(): a call asking for other resources is resubmitted. To resubmit it as it was, first: ${byHand}`;
+  return `its files may yet show up (xpr sync -i ${filter} looks again). To run it afresh, first: ${byHand}`;
 }
 
 /** Waiting for results took longer than the caller allowed; the job itself goes on. */

@@ -16,3 +16,5 @@ export {
 // autoparallelize, RemoteInfo and the ConfigSet / OutputSpec they read and write.
 export * from './configset/index.js';
 export * from './autopara/index.js';
+// remoteCall: a whole call as one job when its own *_REMOTEINFO variable says so.
+export * from './remotecall/index.js';

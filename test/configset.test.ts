@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { XprError } from '../src/errors.js';
 import {
-  ConfigSet, expandGlob, formatJsonLines, OutputSpec, parseExtxyz, parseJsonLines, type Frame, type Loc,
+  ConfigSet, expandGlob, formatJsonLines, OutputSpec, OutputWriteError, parseExtxyz, parseJsonLines, type Frame, type Loc,
   type Located,
 } from '../src/configset/index.js';
 
@@ -363,5 +363,48 @@ describe('OutputSpec restart and overwrite', () => {
     expect(thrown(() => next.toConfigSet()).message).toMatch(/before close/);
     outputs.abort();
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('OutputSpec checks that it can write before any work', () => {
+  it('names an output path that is a directory, and such an output is not done', () => {
+    mkdirSync(p('out.jsonl'));
+    const outputs = new OutputSpec(p('out.jsonl'));
+    expect(outputs.isDone()).toBe(false);
+    const err = thrown(() => outputs.checkWritable());
+    expect(err).toBeInstanceOf(OutputWriteError);
+    expect(err.message).toBe(`Cannot write the output file ${p('out.jsonl')}: it is a directory`);
+    expect(err.hint).toMatch(/Name a file/);
+  });
+
+  it('names a parent that is a file, and lists every output that cannot be written', () => {
+    writeFileSync(p('f'), '');
+    mkdirSync(p('d.jsonl'));
+    const err = thrown(() => new OutputSpec([p('f', 'x', 'a.jsonl'), p('d.jsonl'), p('ok.jsonl')]).checkWritable());
+    expect(err.message).toBe(`Cannot write 2 output files:\n  ${p('f', 'x', 'a.jsonl')}: ${p('f')} is a file, not a directory\n  ${p('d.jsonl')}: it is a directory`);
+  });
+
+  it('accepts a missing dir under a writable one without creating anything', () => {
+    new OutputSpec(p('new', 'deeper', 'o.jsonl')).checkWritable();
+    new OutputSpec().checkWritable();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('refuses partly existing outputs up front, not at the first result', () => {
+    writeJsonl('a.jsonl', [1]);
+    const err = thrown(() => new OutputSpec([p('a.jsonl'), p('b.jsonl')]).checkWritable());
+    expect(err.message).toMatch(/already exist: .*a\.jsonl/);
+  });
+
+  it('reports the write error itself when the output cannot be written, not a cleanup error', () => {
+    writeFileSync(p('f'), 'keep');
+    const outputs = new OutputSpec(p('f', 'o.jsonl'));
+    const err = thrown(() => outputs.store({ a: 1 }, [0]));
+    expect(err).toBeInstanceOf(OutputWriteError);
+    expect(err.message).toBe(`Cannot write the output file ${p('f', 'o.jsonl')}: ${p('f')} is a file, not a directory`);
+    expect((err as OutputWriteError).path).toBe(p('f', 'o.jsonl'));
+    outputs.abort();
+    expect(readdirSync(dir)).toEqual(['f']);
+    expect(readFileSync(p('f'), 'utf8')).toBe('keep');
   });
 });

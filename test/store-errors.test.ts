@@ -1,16 +1,14 @@
 // SQLite's errors on a real jobs.db, as a user meets them: locked by another process (a real child
 // holding a write transaction), damaged, read-only. Each is an XprError naming the file and the way
 // forward, never a bare SqliteError.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { XprError } from '../src/errors.js';
 import { JobStore } from '../src/store/jobstore.js';
-
-const BETTER_SQLITE3 = createRequire(import.meta.url).resolve('better-sqlite3');
+import { holdDatabase } from './helpers/db-holder.js';
 
 let dir: string;
 beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xpr-store-err-')); });
@@ -18,28 +16,11 @@ afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
 
 const job = (id: string) => ({ id, name: 'n', hash: `h${id}`, stageDir: path.join(dir, `run_${id}`) });
 
-/** A child process holding a write transaction on `file` until its stdin closes. */
-async function holdLock(file: string): Promise<{ pid: number; release(): Promise<void> }> {
-  const child = spawn(process.execPath, ['-e', `
-    const db = new (require(${JSON.stringify(BETTER_SQLITE3)}))(${JSON.stringify(file)});
-    db.exec('BEGIN IMMEDIATE'); console.log('LOCKED');
-    process.stdin.resume(); process.stdin.on('end', () => { db.exec('ROLLBACK'); db.close(); process.exit(0); });
-  `], { stdio: ['pipe', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (b: Buffer) => { if (b.toString().includes('LOCKED')) resolve(); });
-    child.on('exit', (c) => reject(new Error(`lock holder exited ${c}`)));
-  });
-  return {
-    pid: child.pid!,
-    release: () => new Promise((r) => { child.once('exit', () => r()); child.stdin.end(); }),
-  };
-}
-
 describe('the job database in trouble', () => {
   it('locked by another process: an XprError naming the file, the holder and xpr db_unlock', async () => {
     const file = path.join(dir, 'jobs.db');
     JobStore.open(file).close();
-    const holder = await holdLock(file);
+    const holder = await holdDatabase(file);
     const prev = process.env.XPR_DB_BUSY_TIMEOUT;
     process.env.XPR_DB_BUSY_TIMEOUT = '300';
     try {
@@ -68,7 +49,7 @@ describe('the job database in trouble', () => {
     expect(err).toBeInstanceOf(XprError);
     expect((err as XprError).message).toContain(file);
     expect((err as XprError).message).toMatch(/damaged/);
-    expect((err as XprError).hint).toContain('xpr create_job --from-dir');
+    expect((err as XprError).hint).toContain('xpr db_rebuild');
   });
 
   it.runIf(process.getuid?.() === 0)('read-only (a read-only mount, refused even to root): an XprError naming the file and the permission', () => {

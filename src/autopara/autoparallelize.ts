@@ -1,22 +1,27 @@
 // autoparallelize: make an op over a list of items into a call that takes a ConfigSet and an
 // OutputSpec and runs the items in a local pool of worker processes or, when WFL_EXPYRE_INFO (or a
 // remoteInfo option) says so, as queued jobs on a cluster, with the same outputs either way.
+// Outputs never cost the work: every output path is checked before anything runs, and results whose
+// outputs could not be written at the end are kept (in the jobs, or saved under the stage dir) for
+// the rerun to write.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigSet, type ConfigSetSource } from '../configset/configset.js';
 import type { Located } from '../configset/loc.js';
-import { OutputSpec, type StoredResult } from '../configset/outputspec.js';
+import { OutputSpec, OutputWriteError, type StoredResult } from '../configset/outputspec.js';
 import { callSite, forUser, XprError } from '../errors.js';
-import { locateFunction, type FunctionRef } from '../job/code.js';
+import { bundleModule, locateFunction, type FunctionRef } from '../job/code.js';
+import { callHash, encodeCall } from '../job/identity.js';
 import { distFile } from '../util/paths.js';
 import { callOp, type InitializerRef, type Op, type OpTarget } from './callop.js';
 import { checkOptions, localPoolSize, resolveOptions, type AutoparaDefaults, type AutoparaOptions, type ResolvedOptions } from './options.js';
 import { runChunksInPool } from './pool.js';
 import { chunk } from './poolsize.js';
-import { runRemote } from './remote.js';
+import { itemsPerJob, runRemote } from './remote.js';
 import { chooseRemoteInfo, describeChoice, loadExpyreInfo, type RemoteInfo } from './remoteinfo.js';
 import { callerFrame, userFrames, wrapperFrame, type StackFrame } from './stack.js';
 import { storeResult } from './store.js';
+import { dropSaved, loadSaved, ResultKeeper, savedFilesFor, sourceHash, type Saved } from './unwritten.js';
 
 type Awaitable<T> = T | Promise<T>;
 
@@ -99,14 +104,26 @@ export function autoparallelize<I = unknown, R = unknown, K extends object = Rec
       throw new XprError(`${name}: outputs must be an OutputSpec (or null to keep results in memory)`);
     }
     const out = (outputs ?? new OutputSpec<R>()).bind(inputSet as ConfigSet<unknown>);
+    const stale = out.removeStaleTemps();
+    if (stale.length > 0) say(`xpr ${name}: removed ${stale.length} temporary file(s) left by killed runs: ${stale.join(', ')}`);
     if (out.isDone()) {
       say(`xpr ${name}: reusing the finished outputs ${out.outputFiles.join(', ')} (pass { overwrite: true } to the OutputSpec to redo them)`);
       return out.toConfigSet();
     }
-    const remote = chooseRemote(opts, frames);
+    // Before any work: an output that cannot be written would only fail once everything is computed.
+    out.checkWritable();
+    let remote = chooseRemote(opts, frames);
     const items: Located<unknown>[] = [];
     for await (const x of inputSet) items.push(x as Located<unknown>);
     const opKwargs = (kwargs ?? {}) as Record<string, unknown>;
+    const key = () => callKey(op as Op, items, opKwargs, locateWrapper);
+    // Results in memory cannot have failed to be written, and must not take a file run's saved ones.
+    const saved = out.mode === 'memory' ? undefined : await findSaved(name, items.length, key);
+    if (saved && remote) {
+      // Jobs are per chunk: only a complete set spares them all.
+      if (saved.results.size === items.length) remote = undefined;
+      else say(`xpr ${name}: ${saved.results.size} results saved in ${saved.files.join(', ')} are not used by a run as jobs (not all items have one)`);
+    }
     try {
       if (remote) {
         const ref = await locateWrapper();
@@ -131,12 +148,12 @@ export function autoparallelize<I = unknown, R = unknown, K extends object = Rec
           skipFailed: opts.skipFailed, waitForResults: opts.waitForResults,
         })) as ConfigSet<R> | undefined;
       }
-      await runLocal(name, op as Op, opts, items, opKwargs, out as OutputSpec<unknown>, locateWrapper);
+      await runLocal(name, op as Op, opts, items, opKwargs, out as OutputSpec<unknown>, locateWrapper, { saved, key });
     } catch (err) {
       out.abort();
+      if (remote && err instanceof OutputWriteError) throw keptInJobs(err, items.length, remote, opts);
       throw err;
     }
-    out.close();
     return out.toConfigSet();
   };
 
@@ -158,14 +175,98 @@ function chooseRemote(opts: ResolvedOptions, frames: readonly StackFrame[]): Rem
   return choice?.info;
 }
 
+/** A remote run's write failed: the jobs still hold the results, since they are marked processed only after. */
+function keptInJobs(err: OutputWriteError, items: number, info: RemoteInfo, opts: ResolvedOptions): OutputWriteError {
+  const jobs = Math.ceil(items / itemsPerJob(info, opts.numInputsPerSubprocess));
+  return err.withHint(`The results stay in the ${jobs} job${jobs === 1 ? '' : 's'}, which are not marked processed: ` +
+    'run the same call again once the output can be written, and it collects them without running anything again.');
+}
+
+/**
+ * The restart hash of the whole call, as a job's would be: the op's code (its module's bundle, or
+ * its source when it has no module to bundle), all the items and the kwargs.
+ */
+async function callKey(
+  op: Op, items: readonly Located<unknown>[], kwargs: Record<string, unknown>, locateWrapper: () => Promise<FunctionRef | undefined>,
+): Promise<string> {
+  const ref = await locateWrapper();
+  const code = ref
+    ? await bundleModule(ref.modulePath).then((b) => ({ codeHash: b.hash, exportName: ref.exportName }), () => undefined)
+    : undefined;
+  const { codeHash, exportName } = code ?? { codeHash: sourceHash(op), exportName: `source:${op.name}` };
+  return callHash({ codeHash, exportName, call: encodeCall([items.map((x) => x.item)], kwargs) }).hash;
+}
+
+/** Results an earlier run of this very call saved because it could not write them. */
+async function findSaved(name: string, items: number, key: () => Promise<string>): Promise<Saved | undefined> {
+  const files = savedFilesFor(name);
+  if (files.length === 0) return undefined;
+  let saved: Saved | undefined;
+  try {
+    saved = loadSaved(files, await key(), items);
+  } catch {
+    // Items or kwargs that cannot be hashed cannot have been saved either.
+    return undefined;
+  }
+  if (saved) say(`xpr ${name}: using the ${saved.results.size} results saved in ${saved.files.join(', ')} by an earlier run that could not write its output`);
+  return saved;
+}
+
+/**
+ * Runs the items in this process or a pool, storing results as they come and closing the outputs.
+ * A failed write does not stop the work: the results are kept (see ResultKeeper) and the write error
+ * is thrown at the end, saying where they are. Items with saved results are not run again.
+ */
 async function runLocal(
   name: string, op: Op, opts: ResolvedOptions, items: readonly Located<unknown>[], kwargs: Record<string, unknown>,
   out: OutputSpec<unknown>, locateWrapper: () => Promise<FunctionRef | undefined>,
+  restart: { saved: Saved | undefined; key: () => Promise<string> },
+): Promise<void> {
+  const previous = restart.saved?.files ?? [];
+  const keeper = new ResultKeeper({ name, items: items.length, outputs: out.outputFiles.map((f) => path.resolve(f)), key: restart.key, previous });
+  const put = (index: number, result: unknown) => {
+    keeper.record(index, result);
+    if (!keeper.failed) writeOrKeep(keeper, () => storeResult(out, result, items[index]!.loc, opts.skipFailed, name));
+  };
+  const todo: number[] = [];
+  items.forEach((_x, i) => {
+    if (restart.saved?.results.has(i)) put(i, restart.saved.results.get(i));
+    else todo.push(i);
+  });
+  try {
+    await runChunks(name, op, opts, todo.map((i) => ({ index: i, item: items[i]!.item })), kwargs, put, locateWrapper);
+    if (!keeper.failed) writeOrKeep(keeper, () => out.close());
+  } catch (err) {
+    if (!keeper.failed) throw err;
+    const kept = await keeper.finish();
+    // The keeper itself stopped the work: nothing can be kept, and that is the error.
+    if (err instanceof OutputWriteError) throw kept;
+    say(`xpr ${name}: ${kept.message}\n  ${kept.hint ?? ''}`);
+    throw err;
+  }
+  if (keeper.failed) throw await keeper.finish();
+  dropSaved(previous);
+}
+
+/** Writes, or on a failed write, hands the error to the keeper (other errors go on up). */
+function writeOrKeep(keeper: ResultKeeper, write: () => void): void {
+  try {
+    write();
+  } catch (err) {
+    if (!(err instanceof OutputWriteError)) throw err;
+    keeper.writeFailed(err);
+  }
+}
+
+/** Runs the op over `work` in chunks, in this process or a pool, giving each result as it comes. */
+async function runChunks(
+  name: string, op: Op, opts: ResolvedOptions, work: readonly { index: number; item: unknown }[], kwargs: Record<string, unknown>,
+  put: (index: number, result: unknown) => void, locateWrapper: () => Promise<FunctionRef | undefined>,
 ): Promise<void> {
   const size = localPoolSize(opts);
-  const chunks = chunk(items, opts.numInputsPerSubprocess);
+  const chunks = chunk(work, opts.numInputsPerSubprocess);
   const store = (i: number, results: unknown[]) => {
-    chunks[i]!.forEach(({ loc }, k) => storeResult(out, results[k], loc, opts.skipFailed, name));
+    chunks[i]!.forEach(({ index }, k) => put(index, results[k]));
   };
   if (size === 0 || chunks.length === 0) {
     // In this process the initializer runs once per call, as it would once in each worker.

@@ -10,7 +10,7 @@ import type { Located } from '../configset/loc.js';
 import type { OutputSpec } from '../configset/outputspec.js';
 import { JobTimeoutError, XprError } from '../errors.js';
 import { refreshJobs } from '../job/engine.js';
-import { Job, type JobOptions } from '../job/job.js';
+import { Job, type JobOptions, type StartOptions } from '../job/job.js';
 import type { AutoparaCallSpec } from '../runner/protocol.js';
 import type { JobRecord } from '../store/jobstore.js';
 import { chunk, POOL_SIZE_VARS } from './poolsize.js';
@@ -118,8 +118,16 @@ export async function runRemote(run: RemoteRun): Promise<ConfigSet<unknown> | un
     autopara,
   });
 
-  // One hash lookup for all chunks; identical chunks share one job.
-  const jobs: Job[] = await Job.createMany(chunks.map((_c, i) => jobOptions(i)), run.module);
+  const startOptions: StartOptions = {
+    system: info.sys_name,
+    resources: info.resources,
+    headerExtra: info.header_extra,
+    exactFit: info.exact_fit,
+    ...(info.partial_node !== undefined ? { partialNode: info.partial_node } : {}),
+  };
+  // One hash lookup for all chunks; identical chunks share one job. A start that cannot work (an
+  // unknown system, no partition that fits, a rundir that cannot be made) fails before any is made.
+  const jobs: Job[] = await Job.createMany(chunks.map((_c, i) => jobOptions(i)), run.module, { checkStart: startOptions });
   const project = jobs[0]?.project;
   const reattached = jobs.filter((j) => j.reattached).length;
 
@@ -139,17 +147,14 @@ export async function runRemote(run: RemoteRun): Promise<ConfigSet<unknown> | un
     }
   }
 
-  const toSubmit = jobs.filter((j) => j.reload().status === 'created');
-  await Job.startMany(toSubmit, {
-    system: info.sys_name,
-    resources: info.resources,
-    headerExtra: info.header_extra,
-    exactFit: info.exact_fit,
-    ...(info.partial_node !== undefined ? { partialNode: info.partial_node } : {}),
-  });
+  // Every job goes to the start, not only new ones: a re-attached job that died of its limits is
+  // replaced there when the resources changed, and one whose result was lost in any case.
+  const before = jobs.map((j) => ({ id: j.id, created: j.reload().status === 'created' }));
+  await Job.startMany(jobs, startOptions);
+  const submitted = jobs.filter((j, i) => before[i]!.created || j.id !== before[i]!.id).length;
 
   say(`xpr ${run.name}: ${chunks.length} job(s) "${jobName}_chunk_<i>" of up to ${perJob} item(s) on "${info.sys_name}": ` +
-    `${toSubmit.length} submitted, ${jobs.length - toSubmit.length} re-attached to earlier runs`);
+    `${submitted} submitted, ${jobs.length - submitted} re-attached to earlier runs`);
 
   if (!run.waitForResults) {
     say(`xpr ${run.name}: submitted; call again with the same inputs (or run the script again) to collect the results`);

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { asEntry } from '../boundary.js';
 import { ConfigError, XprError, type ConfigIssue } from '../errors.js';
 import { Resources, type ResourcesSpec } from '../resources/resources.js';
 import { parseTime } from '../resources/units.js';
@@ -89,7 +90,8 @@ export class RemoteInfo {
   readonly hash_ignore: readonly string[];
 
   constructor(fields: RemoteInfoFields, source: RemoteInfoSource = {}) {
-    const v = validateFields(fields, source);
+    // A mistake in a script's `new RemoteInfo({...})` is reported at that line (see boundary.ts).
+    const v = asEntry(new.target, () => validateFields(fields, source));
     this.sys_name = v.sys_name;
     this.job_name = v.job_name;
     this.resources = v.resources;
@@ -233,15 +235,18 @@ function validateFields(raw: unknown, source: RemoteInfoSource): Validated {
     ignore_failed_jobs: bool('ignore_failed_jobs', false), resubmit_killed_jobs: bool('resubmit_killed_jobs', false),
     hash_ignore: list('hash_ignore'),
   };
-  if (issues.length > 0) throw new ConfigError(issues, { what: 'Invalid RemoteInfo' });
+  if (issues.length > 0) {
+    throw new ConfigError(issues, { what: 'Invalid RemoteInfo', hint: `Fix each field named; RemoteInfo fields: ${REMOTE_INFO_KEYS.join(', ')}.` });
+  }
   return out;
 }
 
 // ---- WFL_EXPYRE_INFO ----
 
+/** A parsed WFL_EXPYRE_INFO, or another variable of the same form (`variable` names it in messages). */
 export type ExpyreInfo =
-  | { kind: 'all'; info: RemoteInfo; source: string }
-  | { kind: 'keyed'; entries: ReadonlyArray<readonly [string, RemoteInfo]>; source: string };
+  | { kind: 'all'; info: RemoteInfo; source: string; variable?: string }
+  | { kind: 'keyed'; entries: ReadonlyArray<readonly [string, RemoteInfo]>; source: string; variable?: string };
 
 /** Map → plain object, recursively (YAML maps are read as Maps to keep the file's key order). */
 function plain(v: unknown): unknown {
@@ -250,46 +255,58 @@ function plain(v: unknown): unknown {
   return v;
 }
 
-function parseText(text: string, what: string): unknown {
+function parseText(text: string, what: string, variable: string): unknown {
   try {
     return parseYaml(text, { mapAsMap: true });
   } catch (e) {
     throw new XprError(`${what} is neither valid JSON/YAML nor the name of a file: ${(e as Error).message}`, {
-      hint: `Set ${EXPYRE_INFO_VAR} to a remoteinfo.json file name, or to its JSON/YAML text.`,
+      hint: `Set ${variable} to a remoteinfo.json file name, or to its JSON/YAML text.`,
     });
   }
 }
 
-/** Read WFL_EXPYRE_INFO: undefined when unset or empty. */
-export function parseExpyreInfo(value: string, cwd = process.cwd()): ExpyreInfo {
+/** The text of the file WFL_EXPYRE_INFO names; a missing file, a dir or no permission names the variable. */
+function readInfoFile(value: string, file: string, cwd: string, variable: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'which does not exist'
+      : code === 'EISDIR' ? 'which is a directory, not a file'
+      : code === 'EACCES' ? 'which this user may not read'
+      : `which cannot be read (${code ?? (e as Error).message})`;
+    throw new XprError(`${variable}=${show(value)} names the file ${file}, ${why}`, {
+      hint: `Set ${variable} to the path of a remoteinfo.json (or .yaml) file, relative to the working directory ` +
+        `${cwd}, or to the JSON/YAML text itself.`,
+    });
+  }
+}
+
+/** Parse the value of WFL_EXPYRE_INFO (or of `variable`, which has the same form). */
+export function parseExpyreInfo(value: string, cwd = process.cwd(), variable = EXPYRE_INFO_VAR): ExpyreInfo {
   let data: unknown;
   let file: string | undefined;
   let parsed: unknown;
   try {
     parsed = parseYaml(value, { mapAsMap: true });
   } catch {
+    // Text that opens like JSON is broken JSON, not a file name.
+    if (/^\s*[[{]/.test(value)) parseText(value, `${variable}=${show(value)}`, variable);
     parsed = value; // not JSON/YAML text: a file name
   }
   if (typeof parsed === 'string') {
     file = path.resolve(cwd, parsed);
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new XprError(`${EXPYRE_INFO_VAR}=${show(value)}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
-        hint: `Set ${EXPYRE_INFO_VAR} to a remoteinfo.json file name (relative to the working directory), or to its JSON/YAML text.`,
-      });
-    }
-    data = parseText(text, file);
+    data = parseText(readInfoFile(value, file, cwd, variable), file, variable);
   } else {
     data = parsed;
   }
   const source = file ?? 'text';
   if (!(data instanceof Map)) {
-    throw new XprError(`${EXPYRE_INFO_VAR} (${source}): expected an object of RemoteInfo fields, or of keys mapping to them; got ${show(plain(data))}`);
+    throw new XprError(`${variable} (${source}): expected an object of RemoteInfo fields, or of keys mapping to them; got ${show(plain(data))}`);
   }
   const src = file ? { file } : {};
-  if (data.has('sys_name')) return { kind: 'all', info: new RemoteInfo(plain(data) as RemoteInfoFields, src), source };
+  const named = variable === EXPYRE_INFO_VAR ? {} : { variable };
+  if (data.has('sys_name')) return { kind: 'all', info: new RemoteInfo(plain(data) as RemoteInfoFields, src), source, ...named };
   const entries: [string, RemoteInfo][] = [];
   const issues: ConfigIssue[] = [];
   for (const [k, v] of data) {
@@ -302,9 +319,9 @@ export function parseExpyreInfo(value: string, cwd = process.cwd()): ExpyreInfo 
     }
   }
   if (issues.length > 0) {
-    throw new ConfigError(issues, { what: `Invalid ${EXPYRE_INFO_VAR}`, hint: `Each key maps to RemoteInfo fields: ${REMOTE_INFO_KEYS.join(', ')}.` });
+    throw new ConfigError(issues, { what: `Invalid ${variable}`, hint: `Each key maps to RemoteInfo fields: ${REMOTE_INFO_KEYS.join(', ')}.` });
   }
-  return { kind: 'keyed', entries, source };
+  return { kind: 'keyed', entries, source, ...named };
 }
 
 const cache = new Map<string, { mtimeMs: number; info: ExpyreInfo }>();
@@ -317,15 +334,18 @@ function fileMtime(value: string, cwd: string): number {
   }
 }
 
-/** WFL_EXPYRE_INFO of `env`, parsed (cached until the variable or its file changes). */
-export function loadExpyreInfo(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): ExpyreInfo | undefined {
-  const value = env[EXPYRE_INFO_VAR];
+/**
+ * WFL_EXPYRE_INFO of `env` (or `variable`, e.g. a remoteCall's own), parsed; undefined when unset or
+ * empty. Cached until the variable or its file changes.
+ */
+export function loadExpyreInfo(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), variable = EXPYRE_INFO_VAR): ExpyreInfo | undefined {
+  const value = env[variable];
   if (value === undefined || value.trim() === '') return undefined;
   const mtimeMs = fileMtime(value, cwd);
-  const key = `${cwd}\0${value}`;
+  const key = `${variable}\0${cwd}\0${value}`;
   const hit = cache.get(key);
   if (hit && hit.mtimeMs === mtimeMs) return hit.info;
-  const info = parseExpyreInfo(value, cwd);
+  const info = parseExpyreInfo(value, cwd, variable);
   cache.set(key, { mtimeMs, info });
   return info;
 }
@@ -351,7 +371,8 @@ export function chooseRemoteInfo(expyre: ExpyreInfo, frames: readonly StackFrame
 /** The log line for a choice (or for no match). */
 export function describeChoice(expyre: ExpyreInfo, choice: RemoteChoice | undefined, frames: readonly StackFrame[], remoteLabel: string | undefined): string {
   const call = remoteLabel !== undefined ? `remote_label "${remoteLabel}"` : describeFrames(frames);
-  if (!choice) return `xpr: ${EXPYRE_INFO_VAR} (${expyre.source}): no key matched ${call}; running locally`;
+  const variable = expyre.variable ?? EXPYRE_INFO_VAR;
+  if (!choice) return `xpr: ${variable} (${expyre.source}): no key matched ${call}; running locally`;
   const what = choice.key === undefined ? 'top-level sys_name' : `key "${choice.key}"`;
-  return `xpr: ${EXPYRE_INFO_VAR} (${expyre.source}): ${what} matched ${call}; running as jobs on "${choice.info.sys_name}"`;
+  return `xpr: ${variable} (${expyre.source}): ${what} matched ${call}; running as ${expyre.variable ? 'a job' : 'jobs'} on "${choice.info.sys_name}"`;
 }

@@ -100,14 +100,23 @@ function projectOptions(ctx: CommandContext) {
   };
 }
 
+/** How a command uses the job database. */
+export interface Access {
+  /**
+   * Only reads it: opened read-only, so the command works on a read-only project and beside a
+   * process that is writing, and creates nothing (JobStore.open).
+   */
+  readonly?: boolean;
+}
+
 /**
  * Run `fn` with the project open, and close it (its connections and database) afterwards. The job
  * engine (schedulers, transports, SSH) is loaded here, on demand: commands that only read the
  * database use `withView` and start faster.
  */
-export async function withProject<T>(ctx: CommandContext, fn: (project: Project) => Promise<T> | T): Promise<T> {
+export async function withProject<T>(ctx: CommandContext, fn: (project: Project) => Promise<T> | T, access: Access = {}): Promise<T> {
   const { Project } = await import('../job/project.js');
-  const project = Project.open(projectOptions(ctx));
+  const project = Project.open({ ...projectOptions(ctx), ...(access.readonly ? { readonly: true } : {}) });
   try {
     return await fn(project);
   } finally {
@@ -120,19 +129,22 @@ export interface ProjectView {
   config: XprConfig;
   paths: ProjectPaths;
   origins: Map<string, string>;
-  /** The job database, opened on first use (and created if missing: check `hasDatabase` first). */
+  /**
+   * The job database, opened on first use (created if missing, unless read-only: check
+   * `hasDatabase` first).
+   */
   readonly store: JobStore;
 }
 
 /** Run `fn` with the project's config and database (as Project.open finds them), closing the database after. */
-export async function withView<T>(ctx: CommandContext, fn: (view: ProjectView) => Promise<T> | T): Promise<T> {
+export async function withView<T>(ctx: CommandContext, fn: (view: ProjectView) => Promise<T> | T, access: Access = {}): Promise<T> {
   const { config, paths, origins } = loadConfig(projectOptions(ctx));
   let store: JobStore | undefined;
   const view: ProjectView = {
     config, origins,
     paths: ctx.dbFile ? { ...paths, dbPath: ctx.dbFile } : paths,
     get store() {
-      store ??= JobStore.open(view.paths.dbPath);
+      store ??= JobStore.open(view.paths.dbPath, { readonly: access.readonly ?? false });
       return store;
     },
   };
@@ -173,7 +185,9 @@ export type Confirm = (question: string) => Promise<boolean>;
 export async function confirmed(question: string, opts: { yes?: boolean; confirm?: Confirm }): Promise<boolean> {
   if (opts.yes) return true;
   if (!opts.confirm) {
-    throw new UsageError(`${question.split('\n')[0]} — this needs confirmation`, { hint: 'Pass -y/--yes to go ahead without asking.' });
+    throw new UsageError(`${question.split('\n')[0]} — nothing done: there is no terminal to ask on, and this needs confirmation`, {
+      hint: 'Pass -y/--yes to go ahead without asking, or run the command from a terminal.',
+    });
   }
   return opts.confirm(question);
 }

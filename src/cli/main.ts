@@ -14,7 +14,8 @@ import { useColor, type FormatOptions } from './format.js';
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; rows?: number };
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
-  stdin: NodeJS.ReadableStream;
+  /** Questions are asked only when it is a terminal (`isTTY`); otherwise a command that must ask refuses. */
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** Ctrl-C for `watch`; default: the process's SIGINT. */
@@ -83,7 +84,9 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     const problems = (result as { problems?: Problem[] }).problems;
     if (problems) exitCode = exitCodeOfProblems(problems);
   };
-  const confirm: Confirm = (question) => ask(io, question);
+  // Without a terminal nobody can answer (a script, cron, a pipe): a destructive command then
+  // refuses with exit code 2 unless given -y, rather than taking no answer as no and exiting 0.
+  const confirm: Confirm | undefined = io.stdin.isTTY === true ? (question) => ask(io, question) : undefined;
   /** Progress lines, on a terminal only: each replaces the last, and `done` clears it. */
   const progress = io.stderr.isTTY
     ? { show: (msg: string) => { io.stderr.write(`\r\x1b[K${msg}`); }, done: () => { io.stderr.write('\r\x1b[K'); } }
@@ -186,6 +189,17 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       emit(c, await m.dbUnlock(context(c)), m.renderDbUnlock);
     });
 
+  cmd('db_rebuild', 'db-rebuild')
+    .description('Rebuild a lost or damaged job database from the job dirs (run_<id>), keeping the damaged file beside it')
+    .option('-S, --system <name>', 'the system every submitted job went to (default: told from each job\'s script and queue)')
+    .option('--force', 'rebuild even though the database can be read (its records are replaced)', false)
+    .addHelpText('after', '\nRefused while another process has the database open.\nExample:\n  xpr db_rebuild')
+    .action(async (opts: { system?: string; force: boolean }, c: Command) => {
+      const m = await import('./commands/db-rebuild.js');
+      emit(c, await m.dbRebuild({ ...context(c), force: opts.force, ...(opts.system !== undefined ? { system: opts.system } : {}) }),
+        m.renderDbRebuild);
+    });
+
   addFilters(cmd('cancel'))
     .description('Cancel the selected jobs on their systems (at least one filter needed); jobs never submitted are marked failed')
     .option('-y, --yes', 'do not ask for confirmation', false)
@@ -250,6 +264,21 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     .action(async (system: string, _opts: unknown, c: Command) => {
       const m = await import('./commands/doctor.js');
       emit(c, await m.doctor({ ...context(c), system }), m.renderDoctor);
+    });
+
+  cmd('selftest')
+    .description('Run xpr\'s scheduler contract (jobs, arrays, errors, cancel, re-attach, files, autoparallelize) on configured systems')
+    .argument('[systems_regexp]', 'comma-separated regexps matching whole system names (default: $XPR_SELFTEST_SYSTEMS, $EXPYRE_PYTEST_SYSTEMS, or all)')
+    .option('--remote-info <json>', 'extra RemoteInfo fields for the jobs, e.g. a partition or an account header (default: $XPR_SELFTEST_REMOTE_INFO or $WFL_PYTEST_EXPYRE_INFO)')
+    .option('--slow', 'also run the cases that take minutes (a job over its time limit → TIMEOUT)', false)
+    .option('--keep', 'keep the selftest\'s project, jobs and remote dirs', false)
+    .addHelpText('after', '\nExit code 1 if a case failed, 3 if a system could not be reached.\nExample:\n  xpr selftest \'cluster.*\' --remote-info \'{"header_extra": ["#SBATCH --account=me"]}\'')
+    .action(async (systems: string | undefined, opts: { remoteInfo?: string; slow: boolean; keep: boolean }, c: Command) => {
+      const m = await import('./commands/selftest.js');
+      emit(c, await m.selftest({
+        ...context(c), slow: opts.slow, keep: opts.keep,
+        ...(systems !== undefined ? { systems } : {}), ...(opts.remoteInfo !== undefined ? { remoteInfo: opts.remoteInfo } : {}),
+      }), m.renderSelftest);
     });
 
   cmd('config')

@@ -1,10 +1,11 @@
-// Where a project's files are (DESIGN §2, as ExPyRe): $EXPYRE_ROOT, else every `_expyre/` or
+// Where a project's files are (as ExPyRe): $EXPYRE_ROOT (which must exist), else every `_expyre/` or
 // `.expyre/` dir from $HOME (or /) down to the working dir. Discovery only looks; the project dir
 // is created by whoever first writes to it, so `xpr ls` in a fresh dir leaves nothing behind.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
+import { shWord } from '../util/shell.js';
 
 export const PROJECT_DIR_NAMES = ['_expyre', '.expyre'] as const;
 
@@ -46,7 +47,16 @@ export function discoverProject(opts: DiscoverOptions = {}): ProjectPaths {
 }
 
 function fromExpyreRoot(rootDir: string): ProjectPaths {
-  if (exists(rootDir) && !isDir(rootDir)) {
+  // Not created on first use as ./_expyre is: a misspelt EXPYRE_ROOT would quietly start a new,
+  // empty project (and jobs.db) beside the real one.
+  if (!exists(rootDir)) {
+    throw new ConfigError([{ path: '', message: `EXPYRE_ROOT=${rootDir} does not exist` }], {
+      what: 'Cannot use EXPYRE_ROOT',
+      hint: `Check its spelling. To start a project there, create it first: mkdir -p ${shWord(rootDir)}. ` +
+        'Or unset EXPYRE_ROOT to search from the working directory.',
+    });
+  }
+  if (!isDir(rootDir)) {
     throw new ConfigError([{ path: '', message: `EXPYRE_ROOT=${rootDir} is not a directory` }], {
       what: 'Cannot use EXPYRE_ROOT',
       hint: 'Point EXPYRE_ROOT at a directory (it holds config.json and jobs.db), or unset it to search from the working directory.',

@@ -4,7 +4,7 @@
 // `SchemaIssue` with its key path, so load.ts can name the file it came from and report all at once.
 import { z } from 'zod';
 import type { Partition } from '../resources/types.js';
-import { MEMORY_FORMATS, parseMemory, parseTime, TIME_FORMATS } from '../resources/units.js';
+import { MEMORY_FORMATS, parseMemoryLimit, parseTime, TIME_FORMATS } from '../resources/units.js';
 import { isPlainObject, type KeyPath } from './merge.js';
 
 export const KNOWN_SCHEDULERS = ['slurm', 'pbs', 'torque', 'sge', 'local'] as const;
@@ -94,37 +94,31 @@ const positiveInt = (what: string) =>
 // ExPyRe reads null and '_none_' as "no limit" / "not stated".
 const isNone = (v: unknown): boolean => v === null || (typeof v === 'string' && v.trim().toLowerCase() === '_none_');
 
-const maxTime = z.unknown().transform((v, ctx): number => {
-  if (v === undefined) {
-    ctx.addIssue({ code: 'custom', message: `required key missing: expected ${TIME_FORMATS}, or null for no limit` });
-    return z.NEVER;
-  }
-  if (isNone(v)) return Number.POSITIVE_INFINITY;
+/** A time value (config or job); adds the issue and returns undefined when it is not one. */
+function timeValue(v: unknown, ctx: z.RefinementCtx): number | undefined {
   if (typeof v !== 'number' && typeof v !== 'string') {
     ctx.addIssue({ code: 'custom', message: `expected ${TIME_FORMATS}, got ${show(v)}` });
-    return z.NEVER;
+    return undefined;
   }
   try {
     return parseTime(v);
   } catch (e) {
     // units.ts quotes the value and lists the valid forms.
     ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) });
+    return undefined;
+  }
+}
+
+const maxTime = z.unknown().transform((v, ctx): number => {
+  if (v === undefined) {
+    ctx.addIssue({ code: 'custom', message: `required key missing: expected ${TIME_FORMATS}, or null for no limit` });
     return z.NEVER;
   }
+  if (isNone(v)) return Number.POSITIVE_INFINITY;
+  return timeValue(v, ctx) ?? z.NEVER;
 });
 
-const graceTime = z.unknown().transform((v, ctx): number => {
-  if (typeof v !== 'number' && typeof v !== 'string') {
-    ctx.addIssue({ code: 'custom', message: `expected ${TIME_FORMATS}, got ${show(v)}` });
-    return z.NEVER;
-  }
-  try {
-    return parseTime(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) });
-    return z.NEVER;
-  }
-});
+const graceTime = z.unknown().transform((v, ctx): number => timeValue(v, ctx) ?? z.NEVER);
 
 const maxMem = z.unknown().transform((v, ctx): number | undefined => {
   if (v === undefined || isNone(v)) return undefined;
@@ -133,7 +127,7 @@ const maxMem = z.unknown().transform((v, ctx): number | undefined => {
     return z.NEVER;
   }
   try {
-    return parseMemory(v);
+    return parseMemoryLimit(v);
   } catch (e) {
     // units.ts quotes the value and lists the valid forms.
     ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) });

@@ -4,6 +4,7 @@
 
 import { statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
+import { asEntry, userEntryPoints } from '../boundary.js';
 import { XprError } from '../errors.js';
 import { formatOf, readFileEntries, type FileFormat } from './formats.js';
 import { expandGlob, hasGlobMagic } from './glob.js';
@@ -85,6 +86,28 @@ function copyTree(items: readonly unknown[], nested: boolean): Nested<unknown> {
   return items.map((x) => (nested && Array.isArray(x) ? copyTree(x, true) : x));
 }
 
+/** What a ConfigSet reads, from what it was made of; checks that the files exist. */
+function sourceOf<T>(source: Exclude<ConfigSetSource<T>, ConfigSet<T>>, options: ConfigSetOptions): Source {
+  if (typeof source === 'string') {
+    const path = rooted(source, options.fileRoot);
+    if (hasGlobMagic(path)) return { kind: 'files', files: expandFiles([source], options) };
+    requireFile(path);
+    return { kind: 'file', file: { path, format: formatOf(path, options.format) } };
+  }
+  if (Array.isArray(source)) return { kind: 'items', items: source, nested: options.nested ?? true };
+  if (source !== null && typeof source === 'object' && 'files' in source) {
+    const files = typeof source.files === 'string' ? [source.files] : source.files;
+    return { kind: 'files', files: expandFiles(files, options, source.glob ?? true) };
+  }
+  if (source !== null && typeof source === 'object' && 'file' in source) {
+    const [file] = expandFiles([source.file], options, false) as [InputFile];
+    return { kind: 'file', file };
+  }
+  throw new XprError(`Cannot make a ConfigSet from ${source === null ? 'null' : typeof source}`, {
+    hint: 'Pass an array of items, a file name or glob, or { files: [...] }.',
+  });
+}
+
 /**
  * A set of items to process, with the grouping they came in.
  *
@@ -97,29 +120,10 @@ export class ConfigSet<T = unknown> implements AsyncIterable<Located<T>> {
   private readonly source: Source;
 
   constructor(source: ConfigSetSource<T>, options: ConfigSetOptions = {}) {
-    if (source instanceof ConfigSet) {
-      this.source = (source as ConfigSet<T>).source;
-    } else if (typeof source === 'string') {
-      const path = rooted(source, options.fileRoot);
-      if (hasGlobMagic(path)) {
-        this.source = { kind: 'files', files: expandFiles([source], options) };
-      } else {
-        requireFile(path);
-        this.source = { kind: 'file', file: { path, format: formatOf(path, options.format) } };
-      }
-    } else if (Array.isArray(source)) {
-      this.source = { kind: 'items', items: source, nested: options.nested ?? true };
-    } else if (source !== null && typeof source === 'object' && 'files' in source) {
-      const files = typeof source.files === 'string' ? [source.files] : source.files;
-      this.source = { kind: 'files', files: expandFiles(files, options, source.glob ?? true) };
-    } else if (source !== null && typeof source === 'object' && 'file' in source) {
-      const [file] = expandFiles([source.file], options, false) as [InputFile];
-      this.source = { kind: 'file', file };
-    } else {
-      throw new XprError(`Cannot make a ConfigSet from ${source === null ? 'null' : typeof source}`, {
-        hint: 'Pass an array of items, a file name or glob, or { files: [...] }.',
-      });
-    }
+    // A wrong file name is reported at the user's `new ConfigSet(...)` (see boundary.ts).
+    this.source = source instanceof ConfigSet
+      ? (source as ConfigSet<T>).source
+      : asEntry(new.target, () => sourceOf(source, options));
   }
 
   /** A ConfigSet over several files (or globs), each file one group. */
@@ -191,6 +195,9 @@ export class ConfigSet<T = unknown> implements AsyncIterable<Located<T>> {
     return `ConfigSet(${src.files.length} files: ${names}${src.files.length > 3 ? ', ...' : ''})`;
   }
 }
+
+// A bad input file is reported at the user's call that reads it (see boundary.ts).
+userEntryPoints(ConfigSet.prototype, ['toArray', 'count', 'groups']);
 
 function* walkItems<T>(items: readonly unknown[], nested: boolean, prefix: number[]): Generator<Located<T>> {
   for (let i = 0; i < items.length; i++) {

@@ -2,7 +2,7 @@
 // one file, one file per input), and the JSON Lines and extended XYZ formats they read and write.
 
 export { ConfigSet, type ConfigSetOptions, type ConfigSetSource, type InputFile } from './configset.js';
-export { OutputSpec, type OutputFiles, type OutputSpecOptions, type StoredResult } from './outputspec.js';
+export { OutputSpec, OutputWriteError, type OutputFiles, type OutputSpecOptions, type StoredResult } from './outputspec.js';
 export { formatLoc, LOC_KEY, type Loc, type Located, type Nested } from './loc.js';
 export { formatOf, type FileFormat } from './formats.js';
 export {

@@ -5,14 +5,23 @@
 // run never leaves an output that looks complete, and isDone() (all outputs exist) means a finished
 // earlier run. An input whose result is null still consumes its location, so every later result
 // lands in the right file (wfl shifts them into the previous file's neighbour when a chunk ends empty).
+//
+// checkWritable() finds, before any work, the outputs that cannot be written; a write that fails
+// later throws an OutputWriteError naming the file and the cause, so a caller can keep the results.
+// Temporary files of killed writers are removed the next time the same output is written.
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import {
+  accessSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync,
+  type Stats,
+} from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { asEntry, userEntryPoints } from '../boundary.js';
 import { XprError } from '../errors.js';
 import { crashPoint } from '../util/crash-point.js';
 import { ConfigSet } from './configset.js';
 import { entryText, formatOf, type FileFormat } from './formats.js';
+import { removeDeadTemps, tempNameFor } from './tempfiles.js';
 import {
   compareLocs, formatLoc, isImmediateSuccessor, isLoc, LocCompactor, locToMarker, type Loc, type Nested,
 } from './loc.js';
@@ -74,6 +83,125 @@ function isGroup(n: GroupNode | ItemNode): n is GroupNode {
   return 'kids' in n;
 }
 
+/** An output file that cannot be written: found before the work (checkWritable) or while writing. */
+export class OutputWriteError extends XprError {
+  /** The first output file that cannot be written. */
+  readonly path: string;
+  /** The file system's error code (ENOSPC, EACCES, ...) when a write failed. */
+  readonly code: string | undefined;
+
+  constructor(message: string, options: { path: string; code?: string; hint?: string; cause?: unknown }) {
+    super(message, options);
+    this.path = options.path;
+    this.code = options.code;
+  }
+
+  /** The same error with another hint: the caller knows what became of the results. */
+  withHint(hint: string): OutputWriteError {
+    const err = new OutputWriteError(this.message, { path: this.path, hint, cause: this.cause, ...(this.code ? { code: this.code } : {}) });
+    if (this.stack) err.stack = this.stack.replace(this.describe(), err.describe());
+    return err;
+  }
+}
+
+/** What a failed write tells a user, with the code to search for. */
+const FS_REASONS: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is used up',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'the operation is not permitted',
+  ENOTDIR: 'a dir on its path is a file',
+  EISDIR: 'it is a directory',
+  EIO: 'an input/output error on the device',
+  EFBIG: 'the file is too large for the file system',
+};
+
+/** Codes of failures that may come from the path rather than the device. */
+const PATH_CODES = new Set(['EEXIST', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS']);
+
+/**
+ * Why writing `path` failed, for a reader. A path problem (a file where a dir should be, a read-only
+ * mount) is told by looking at the path, since the code alone misleads (mkdir under a file says
+ * EEXIST; a recursive mkdir on a read-only mount says ENOENT); otherwise "<reason> (<code>)".
+ */
+export function describeWriteFailure(path: string, e: unknown): string {
+  if (!isFsError(e)) return e instanceof Error ? e.message : String(e);
+  const found = PATH_CODES.has(e.code) ? whyUnwritable(path)?.reason : undefined;
+  return found ?? `${FS_REASONS[e.code] ?? e.message} (${e.code})`;
+}
+
+function isFsError(e: unknown): e is NodeJS.ErrnoException & { code: string } {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && 'syscall' in e;
+}
+
+/** Runs a file system step of writing `path`; its failure becomes an OutputWriteError naming the file. */
+function writing<R>(path: string, step: () => R): R {
+  try {
+    return step();
+  } catch (e) {
+    if (!isFsError(e)) throw e;
+    throw new OutputWriteError(`Cannot write the output file ${resolve(path)}: ${describeWriteFailure(path, e)}`, {
+      // No `cause`: printed with its stack, it would bury the reason, which the message already gives.
+      path, code: e.code,
+      hint: 'Nothing was written there (the partial file was removed). Make room, or fix the permissions, and write again.',
+    });
+  }
+}
+
+function statOf(path: string): Stats | NodeJS.ErrnoException {
+  try {
+    return statSync(path);
+  } catch (e) {
+    return e as NodeJS.ErrnoException;
+  }
+}
+
+type Unwritable = { path: string; reason: string; kind: 'dir' | 'file-parent' | 'no-write' };
+
+/**
+ * Why `path` cannot be written, looking only: it is a dir, or the nearest existing dir above it
+ * (where missing dirs would be created) is a file or cannot be written by this process.
+ */
+function whyUnwritable(path: string): Unwritable | undefined {
+  const abs = resolve(path);
+  const own = statOf(abs);
+  if (!(own instanceof Error) && own.isDirectory()) return { path: abs, reason: 'it is a directory', kind: 'dir' };
+  for (let dir = dirname(abs); ; dir = dirname(dir)) {
+    const st = statOf(dir);
+    if (st instanceof Error) {
+      // Missing (ENOENT), or below a file (ENOTDIR): look further up, where mkdir would start.
+      if ((st.code === 'ENOENT' || st.code === 'ENOTDIR') && dirname(dir) !== dir) continue;
+      return { path: abs, reason: `cannot reach ${dir} (${st.code ?? st.message})`, kind: 'no-write' };
+    }
+    if (!st.isDirectory()) return { path: abs, reason: `${dir} is a file, not a directory`, kind: 'file-parent' };
+    try {
+      // W: create the temporary file; X: reach it.
+      accessSync(dir, constants.W_OK | constants.X_OK);
+      return undefined;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const reason = code === 'EROFS' ? `${dir} is on a read-only file system` : `no permission to write in ${dir} (${code})`;
+      return { path: abs, reason, kind: 'no-write' };
+    }
+  }
+}
+
+const UNWRITABLE_HINTS: Record<Unwritable['kind'], string> = {
+  dir: 'Name a file for each output (e.g. <dir>/out.jsonl), or move the directory away.',
+  'file-parent': 'Move that file away, or choose another output path.',
+  'no-write': 'Write the outputs to a dir you may write to, or fix its permissions or mount.',
+};
+
+function unwritableError(problems: readonly Unwritable[]): OutputWriteError {
+  const [first] = problems as [Unwritable];
+  const message = problems.length === 1
+    ? `Cannot write the output file ${first.path}: ${first.reason}`
+    : `Cannot write ${problems.length} output files:\n${problems.map((p) => `  ${p.path}: ${p.reason}`).join('\n')}`;
+  const hint = [...new Set(problems.map((p) => UNWRITABLE_HINTS[p.kind]))].join(' ');
+  return new OutputWriteError(message, { path: first.path, hint });
+}
+
 /**
  * Collects results by input location and writes them (or keeps them in memory) in input order.
  *
@@ -105,24 +233,32 @@ export class OutputSpec<T = unknown> {
     this.spec = files;
     this.options = options;
     this.overwrite = options.overwrite ?? false;
+    // A wrong file spec is reported at the user's `new OutputSpec(...)` (see boundary.ts).
+    this.routing = asEntry(new.target, () => this.route(files));
+  }
+
+  /** How results go to files, from the spec given; sets and checks the output paths it names. */
+  private route(files: OutputFiles | undefined): 'memory' | 'whole' | 'byTop' {
+    let routing: 'memory' | 'whole' | 'byTop';
     if (files === undefined || files === null) {
-      this.routing = 'memory';
+      routing = 'memory';
     } else if (typeof files === 'string') {
-      this.routing = 'whole';
+      routing = 'whole';
       this.paths = [this.rooted(files)];
     } else if (Array.isArray(files)) {
       if (files.length === 0) throw new XprError('OutputSpec got an empty list of files', { hint: 'Pass no files to keep outputs in memory.' });
-      this.routing = 'byTop';
+      routing = 'byTop';
       this.paths = files.map((f: unknown) => this.rooted(this.checkName(f)));
     } else if (typeof files === 'function' || typeof files === 'object') {
-      this.routing = 'byTop';
+      routing = 'byTop';
     } else {
       throw new XprError(`OutputSpec files must be a string, an array, an object or a function, got ${typeof files}`);
     }
     if (this.paths) {
       this.checkDistinct(this.paths);
-      for (const p of this.paths) formatOf(p, options.format);
+      for (const p of this.paths) formatOf(p, this.options.format);
     }
+    return routing;
   }
 
   /** 'memory', 'file' (one output file) or 'perInput' (one output file per input file or group). */
@@ -178,7 +314,34 @@ export class OutputSpec<T = unknown> {
    */
   isDone(): boolean {
     if (this.routing === 'memory' || this.overwrite) return false;
-    return this.requirePaths().every((p) => existsSync(p));
+    // A dir where an output should be is no finished output (checkWritable says what is wrong).
+    return this.requirePaths().every((p) => {
+      const st = statOf(p);
+      return !(st instanceof Error) && !st.isDirectory();
+    });
+  }
+
+  /**
+   * Checks, before any work, that close() can write every output: no output path is a directory,
+   * and the nearest existing dir above each (where missing dirs are created once results come) is a
+   * dir this process may write to; and, unless overwrite is set, that no earlier partial outputs are
+   * in the way. Throws an OutputWriteError naming every output that cannot be written and why.
+   * Only looks: creates nothing.
+   */
+  checkWritable(): void {
+    if (this.routing === 'memory') return;
+    const problems = this.requirePaths().map(whyUnwritable).filter((p): p is Unwritable => p !== undefined);
+    if (problems.length > 0) throw unwritableError(problems);
+    this.checkExisting();
+  }
+
+  /**
+   * Removes the temporary files of these outputs left by killed writers: only files written on this
+   * host by a process that is gone. Done before the first write; returns the paths removed.
+   */
+  removeStaleTemps(): string[] {
+    if (this.routing === 'memory' || this.paths === undefined) return [];
+    return this.paths.flatMap((p) => removeDeadTemps(p).map((name) => join(dirname(p), name)));
   }
 
   /**
@@ -251,7 +414,11 @@ export class OutputSpec<T = unknown> {
     this.state = 'closed';
   }
 
-  /** Drops partial outputs (temporary files); the final files are left as they were. */
+  /**
+   * Drops partial outputs (temporary files); the final files are left as they were. Never throws:
+   * it runs while another error is on its way, and that error is the one to report (a temporary
+   * file it cannot remove is removed by the next run).
+   */
   abort(): void {
     if (this.state === 'closed') return;
     this.state = 'aborted';
@@ -264,7 +431,11 @@ export class OutputSpec<T = unknown> {
         }
         t.fd = undefined;
       }
-      rmSync(t.tmp, { force: true });
+      try {
+        rmSync(t.tmp, { force: true });
+      } catch {
+        // e.g. ENOTDIR: the temporary file was never made
+      }
     }
   }
 
@@ -346,12 +517,13 @@ export class OutputSpec<T = unknown> {
 
   private openTargets(): Target[] {
     if (this.targets) return this.targets;
+    this.removeStaleTemps();
     const tag = `${process.pid}-${randomBytes(3).toString('hex')}`;
     this.targets = this.requirePaths().map((path) => ({
       path,
       format: formatOf(path, this.options.format),
       // A dot name in the same dir: rename is atomic there, and globs like *.xyz skip it.
-      tmp: join(dirname(path), `.${basename(path)}.tmp-${tag}`),
+      tmp: tempNameFor(path, tag),
       fd: undefined,
       cursor: undefined,
       pending: new Map(),
@@ -415,13 +587,16 @@ export class OutputSpec<T = unknown> {
       ? plain
       : entryText(item, target.format, marker, `result for ${formatLoc(fullLoc)}`);
     if (target.fd === undefined) target.fd = this.openTmp(target);
-    writeSync(target.fd, text);
+    const fd = target.fd;
+    writing(target.path, () => writeSync(fd, text));
     crashPoint('output-write');
   }
 
   private openTmp(target: Target): number {
-    mkdirSync(dirname(target.path), { recursive: true });
-    return openSync(target.tmp, 'w');
+    return writing(target.path, () => {
+      mkdirSync(dirname(target.path), { recursive: true });
+      return openSync(target.tmp, 'w');
+    });
   }
 
   /** Writes buffered results that now follow the cursor directly. */
@@ -455,12 +630,17 @@ export class OutputSpec<T = unknown> {
     for (const prepared of rest) this.writeResult(target, prepared, [...prefix, ...prepared.loc]);
     // An input with no results still gets its (empty) file, so output files line up with inputs.
     if (target.fd === undefined) target.fd = this.openTmp(target);
-    fsyncSync(target.fd);
-    closeSync(target.fd);
+    const fd = target.fd;
+    // Data the device could not take may show only now (delayed allocation, network file systems).
+    writing(target.path, () => fsyncSync(fd));
     target.fd = undefined;
-    renameSync(target.tmp, target.path);
+    writing(target.path, () => closeSync(fd));
+    writing(target.path, () => renameSync(target.tmp, target.path));
   }
 }
+
+// A misuse is reported at the user's call (see boundary.ts).
+userEntryPoints(OutputSpec.prototype, ['bind', 'isDone', 'store', 'close', 'toConfigSet']);
 
 function asItems(result: unknown): unknown[] {
   if (result === null || result === undefined) return [];

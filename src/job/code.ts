@@ -112,6 +112,40 @@ function isEntryScript(file: string): boolean {
 const SHIP_HINT = 'Define the function at the top level of a module file, export it, and import it from your ' +
   'script (or pass { module: import.meta.url, exportName } for a function exported elsewhere).';
 
+/** A value as a message names what was passed instead of a function. */
+function describeValue(v: unknown, insteadOfFunction = false): string {
+  if (v === undefined) return insteadOfFunction ? 'undefined (check the import name)' : 'undefined';
+  if (v === null) return 'null';
+  if (typeof v === 'string') {
+    return `the string ${JSON.stringify(v)}${insteadOfFunction ? ' (pass the function itself, imported from its module, not its name)' : ''}`;
+  }
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `the ${typeof v} ${String(v)}`;
+}
+
+/**
+ * Checks that `fn` is a function before anything is looked up or staged. `what` names it as the
+ * caller wrote it (`fn`, `calls[2].fn`).
+ */
+export function requireFunction(fn: unknown, what = '`fn`'): asserts fn is AnyFunction {
+  if (typeof fn === 'function') return;
+  throw new XprError(`${what} must be a function exported from a module; got ${describeValue(fn, true)}`, { hint: SHIP_HINT });
+}
+
+/** Checks the calls given to Job.create / Job.createMany: objects, each with a function `fn`. */
+export function checkCalls(calls: unknown): void {
+  if (!Array.isArray(calls)) {
+    throw new XprError(`Job.createMany takes an array of calls ({ name, fn, args, ... }); got ${describeValue(calls)}`);
+  }
+  calls.forEach((c: unknown, i) => {
+    const where = calls.length === 1 ? '' : `calls[${i}]`;
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) {
+      throw new XprError(`${where ? `${where}: a` : 'A'} call is an options object ({ name, fn, args, ... }); got ${describeValue(c)}`);
+    }
+    requireFunction((c as { fn?: unknown }).fn, where ? `\`${where}.fn\`` : '`fn`');
+  });
+}
+
 /**
  * Find the module and export name under which `fn` can be imported in the job. Refuses, with what
  * to do, a function that is not exported (a closure, a lambda) or lives in the entry script.
@@ -120,6 +154,7 @@ export async function locateFunction(
   fn: AnyFunction, options: { module?: string | URL; exportName?: string; callerFile?: string } = {},
   // The defining file is found through V8; `callerFile` is the fallback when V8 cannot say.
 ): Promise<FunctionRef> {
+  requireFunction(fn);
   const key = `${String(options.module ?? '')}\0${options.exportName ?? ''}\0${options.callerFile ?? ''}`;
   const cached = locateCache.get(fn)?.get(key);
   if (cached) return cached;

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { UnreachableError, XprError } from '../errors.js';
 import type { NodeChoice } from '../resources/types.js';
-import { EXIT_CODE_FILE, RESULT_FILE } from '../runner/protocol.js';
+import { EXIT_CODE_FILE, RESULT_FILE, type CallResult } from '../runner/protocol.js';
 import type { RemoteState } from '../schedulers/types.js';
 import type { JobRecord, JobStore } from '../store/jobstore.js';
 import type { JobStatus } from '../store/status.js';
@@ -171,6 +171,7 @@ async function submitBatches(system: System, store: JobStore, batches: readonly 
     prefix = await system.stage(batches.flatMap((b) => b.ids), scripts, req.codeFiles);
   } catch (err) {
     store.releaseIntents(batches.flatMap((b) => b.ids), SELF);
+    removeScripts(system, scripts);
     throw err;
   }
   const takenOver: string[] = [];
@@ -180,10 +181,16 @@ async function submitBatches(system: System, store: JobStore, batches: readonly 
       else takenOver.push(...batch.ids);
     } catch (err) {
       store.releaseIntents(batches.slice(k + 1).flatMap((b) => b.ids), SELF);
+      // A refused batch and those never tried have no scheduler name any more: their scripts are dead.
+      removeScripts(system, scripts.slice(err instanceof SubmitRejectedError ? k : k + 1));
       throw err;
     }
   }
   return takenOver;
+}
+
+function removeScripts(system: System, scripts: readonly string[]): void {
+  for (const s of scripts) fs.rmSync(path.join(system.stageRoot, s), { force: true });
 }
 
 /**
@@ -300,8 +307,12 @@ export async function refreshJobs(project: Project, jobs: readonly JobRecord[], 
     // Ended, or unknown to the scheduler: the jobs' own files say how they went.
     await system.fetch([...ended, ...died].map((j) => ({ id: j.id, remoteDir: j.remoteDir, outputFiles: outputFilesOf(j) })));
     const grace = missingJobGrace(system);
-    for (const job of ended) settle(store, job, stateOf(job), grace);
-    for (const job of died) rejudge(store, job);
+    const verdicts = new Map([...ended, ...died].map((job) => [job.id, judge(job.stageDir)]));
+    // With no files to judge, a job whose dir is gone will never have any: no grace period helps.
+    const gone = await system.missingDirs([...ended, ...died].filter((job) => !verdicts.get(job.id)));
+    const verdictOf = (job: JobRecord) => verdicts.get(job.id) ?? (gone.has(job.id) ? dirGone(system, job, stateOf(job)) : undefined);
+    for (const job of ended) settle(store, job, stateOf(job), grace, verdictOf(job));
+    for (const job of died) rejudge(store, job, verdictOf(job));
   }
   return jobs.map((j) => store.get(j.id) ?? j);
 }
@@ -342,15 +353,20 @@ function updateIfQueued(store: JobStore, job: JobRecord, state: RemoteState | un
 }
 
 /**
- * Decide how a job that left the queue ended, from its fetched files and the scheduler's word. With
- * no files yet, a reason the scheduler names (TIMEOUT, CANCELLED...) settles it at once; silence
- * only once it has lasted `graceSeconds` since the job was first missed.
+ * Decide how a job that left the queue ended, from the verdict of its fetched files and the
+ * scheduler's word. With no verdict yet, a reason the scheduler names (TIMEOUT, CANCELLED...)
+ * settles it at once; silence only once it has lasted `graceSeconds` since the job was first missed.
  */
-function settle(store: JobStore, job: JobRecord, state: RemoteState | undefined, graceSeconds: number): void {
-  const verdict = judge(job.stageDir);
-  if (verdict) {
+function settle(store: JobStore, job: JobRecord, state: RemoteState | undefined, graceSeconds: number, verdict: Verdict | undefined): void {
+  if (verdict?.status === 'died' && !state?.reason) {
     store.update(job.id, {
-      status: verdict, remoteStatus: state?.status ?? 'done', remoteReason: state?.reason ?? null,
+      status: 'died', remoteStatus: state?.status ?? 'done', remoteReason: verdict.reason, info: { ...job.info, diedDetail: verdict.detail },
+    }, ONGOING);
+    return;
+  }
+  if (verdict && verdict.status !== 'died') {
+    store.update(job.id, {
+      status: verdict.status, remoteStatus: state?.status ?? 'done', remoteReason: state?.reason ?? null,
     }, ONGOING);
     return;
   }
@@ -365,25 +381,60 @@ function settle(store: JobStore, job: JobRecord, state: RemoteState | undefined,
   }
 }
 
-/** A died job whose files have shown up after all ends as they say. */
-function rejudge(store: JobStore, job: JobRecord): void {
-  const verdict = judge(job.stageDir);
-  if (verdict) store.update(job.id, { status: verdict, remoteStatus: 'done' }, ['died']);
+/** The verdict on an ended job whose dir is gone, with the dir named as the user can find it. */
+function dirGone(system: System, job: JobRecord, state: RemoteState | undefined): Verdict {
+  const where = system.inPlace ? job.stageDir : `${system.name}:${system.dirOf(job)}`;
+  const said = state ? `the scheduler says it ended (${state.raw ?? state.status})` : 'it has left the queue';
+  return { status: 'died', reason: 'RESULT_MISSING', detail: `${said}, but its job dir ${where} is gone, and its result with it` };
 }
 
-/** How a job that is no longer running ended, from its files; undefined if they say nothing yet. */
-export function judge(stageDir: string): 'succeeded' | 'failed' | undefined {
+/** A died job whose files have shown up after all ends as they say; one whose dir is gone never will. */
+function rejudge(store: JobStore, job: JobRecord, verdict: Verdict | undefined): void {
+  if (!verdict) return;
+  if (verdict.status === 'died') {
+    store.update(job.id, { remoteReason: verdict.reason, remoteStatus: 'done', info: { ...job.info, diedDetail: verdict.detail } }, ['died']);
+  } else {
+    store.update(job.id, { status: verdict.status, remoteStatus: 'done' }, ['died']);
+  }
+}
+
+/**
+ * How a job that is no longer running ended, as its files tell: its result, or a failure of node
+ * itself (an exit code and no result). A result file that cannot be parsed is a lost result
+ * (RESULT_CORRUPT): rerunning the call is the only way to the result.
+ */
+export type Verdict =
+  | { status: 'succeeded' | 'failed' }
+  | { status: 'died'; reason: 'RESULT_MISSING' | 'RESULT_CORRUPT'; detail: string };
+
+/** The verdict of a job's files; undefined if they say nothing yet. */
+export function judge(stageDir: string): Verdict | undefined {
   const result = path.join(stageDir, RESULT_FILE);
   if (fs.existsSync(result)) {
-    try {
-      return (JSON.parse(fs.readFileSync(result, 'utf8')) as { ok: boolean }).ok ? 'succeeded' : 'failed';
-    } catch {
-      return 'failed';
-    }
+    const read = readResult(result);
+    return 'problem' in read ? { status: 'died', reason: 'RESULT_CORRUPT', detail: read.problem } : { status: read.ok ? 'succeeded' : 'failed' };
   }
   // The script finished but the runner wrote nothing: node itself failed (not found, bad version).
-  if (fs.existsSync(path.join(stageDir, EXIT_CODE_FILE))) return 'failed';
+  if (fs.existsSync(path.join(stageDir, EXIT_CODE_FILE))) return { status: 'failed' };
   return undefined;
+}
+
+/** A result file parsed, or why it cannot be: the file is named, as a user must find it. */
+export function readResult(file: string): CallResult | { problem: string } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { problem: code === 'ENOENT' ? `its result file ${file} is gone` : `its result file ${file} cannot be read (${code ?? String(err)})` };
+  }
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { ok?: unknown }).ok === 'boolean') return parsed as CallResult;
+    return { problem: `its result file ${file} does not hold a result` };
+  } catch (err) {
+    return { problem: `its result file ${file} cannot be parsed (${(err as Error).message}; ${Buffer.byteLength(text)} bytes)` };
+  }
 }
 
 export function outputFilesOf(job: JobRecord): string[] {

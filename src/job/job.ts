@@ -3,18 +3,24 @@
 // value or throws the remote error, then `markProcessed` / `clean`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { JobDiedError, JobTimeoutError, RemoteError, XprError } from '../errors.js';
-import { Resources, type ResourcesSpec } from '../resources/resources.js';
+import { userEntryPoints } from '../boundary.js';
+import { JobDiedError, JobTimeoutError, RemoteError, XprError, type JobContext } from '../errors.js';
 import {
-  CALL_FILE, CODE_DIR, FN_STDERR, FN_STDOUT, JOB_STDERR, RESULT_FILE, type AutoparaCallSpec, type CallResult, type CallSpec,
+  CALL_FILE, CODE_DIR, FN_STDERR, FN_STDOUT, JOB_STDERR, RESULT_FILE, type AutoparaCallSpec, type CallSpec,
 } from '../runner/protocol.js';
+import { RESULT_LOST_REASONS, type FailureReason } from '../schedulers/types.js';
+import { writeJobFile } from '../store/job-file.js';
 import type { JobRecord, NewJob } from '../store/jobstore.js';
 import { FINAL, REATTACHABLE, type JobStatus } from '../store/status.js';
 import { decode } from '../util/codec.js';
-import { bundleModule, callerFile, locateFunction, runnerBundle, writeBundle, type AnyFunction } from './code.js';
-import { refreshJobs, submitJobs } from './engine.js';
+import { shWord } from '../util/shell.js';
+import { bundleModule, callerFile, checkCalls, locateFunction, runnerBundle, writeBundle, type AnyFunction } from './code.js';
+import { readResult, refreshJobs, submitJobs } from './engine.js';
 import { callHash, encodeCall, hashDiff, newJobId, validateJobName } from './identity.js';
 import { currentProject, type Project } from './project.js';
+import { askInfo, describeChange, planStart, recordedAsk, sameAsk, type StartOptions, type StartPlan } from './start-plan.js';
+
+export type { StartOptions } from './start-plan.js';
 
 export interface JobOptions {
   /** Job name: the start of its id; any characters but `/`, NUL and line breaks. */
@@ -44,15 +50,6 @@ export interface JobOptions {
   autopara?: AutoparaCallSpec;
 }
 
-export interface StartOptions {
-  /** System name from config.json, or the built-in 'local'. */
-  system?: string;
-  resources: ResourcesSpec | Resources;
-  headerExtra?: readonly string[];
-  exactFit?: boolean;
-  partialNode?: boolean;
-}
-
 export interface ResultsOptions {
   /** Give up waiting after this many seconds (the job goes on). Default: wait for ever. */
   timeout?: number;
@@ -70,25 +67,23 @@ export interface JobResults<T = unknown> {
 const STDERR_TAIL_LINES = 20;
 
 export class Job {
-  /** True when `create` found an identical earlier call and attached to it instead of staging anew. */
-  readonly reattached: boolean;
-  /**
-   * For a job `create` made anew: why no earlier job was re-attached (no earlier job of that name,
-   * the earlier one failed or was processed, or which parts of the call changed: code, args, inputs).
-   */
-  readonly missReason: string | undefined;
-
   private constructor(
     readonly project: Project,
     private record: JobRecord,
-    reattached: boolean,
-    private readonly callOptions: Pick<JobOptions, 'preCmds' | 'postCmds' | 'envVars'> = {},
-    missReason?: string,
-  ) {
-    this.reattached = reattached;
-    this.missReason = missReason;
-  }
+    private origin: Origin,
+  ) {}
 
+  /**
+   * True when `create` found an identical earlier call and attached to it instead of staging anew;
+   * false again once `start` has replaced a died job by a new one.
+   */
+  get reattached(): boolean { return this.origin.reattached; }
+  /**
+   * For a job this process made: why no earlier job was re-attached (no earlier job of that name,
+   * the earlier one failed or was processed, which parts of the call changed: code, args, inputs, or
+   * that the earlier one died and this call asks for other resources).
+   */
+  get missReason(): string | undefined { return this.origin.missReason; }
   get id(): string { return this.record.id; }
   get name(): string { return this.record.name; }
   get stageDir(): string { return this.record.stageDir; }
@@ -96,9 +91,18 @@ export class Job {
   /** The stored record as of the last call that touched it. */
   get info(): JobRecord { return this.record; }
 
+  private get callOptions(): CallOptions {
+    return this.origin.prepared?.options ?? {};
+  }
+
   /** Re-read the record from the database. */
   reload(): JobRecord {
     const r = this.project.store.get(this.id);
+    if (!r && this.origin.discardedBecause) {
+      throw new XprError(`Job ${this.id} was removed when its start failed (${this.origin.discardedBecause})`, {
+        hint: 'Nothing of it was kept: fix what the start said and start it again (it is staged anew).',
+      });
+    }
     if (!r) throw new XprError(`Job ${this.id} is no longer in ${this.project.store.path}`, { hint: 'It was removed, e.g. by xpr rm.' });
     this.record = r;
     return r;
@@ -108,7 +112,7 @@ export class Job {
   static get(id: string, project: Project = currentProject()): Job {
     const r = project.store.get(id);
     if (!r) throw new XprError(`No job with id ${id} in ${project.store.path}`);
-    return new Job(project, r, true);
+    return new Job(project, r, { reattached: true });
   }
 
   /**
@@ -123,22 +127,24 @@ export class Job {
    * `create` for many calls at once: hashes them all, then in one IMMEDIATE transaction looks the
    * hashes up in one query, stages the new ones and records them, so that two drivers of the same
    * script can never both make a job for one call. Identical calls in the batch share one job.
+   * With `checkStart` (the options the jobs will be started with), a start that would fail is
+   * reported before anything is staged or recorded.
    */
-  static async createMany(calls: readonly JobOptions[], caller: string | undefined = callerFile()): Promise<Job[]> {
+  static async createMany(
+    calls: readonly JobOptions[], caller: string | undefined = callerFile(), options: { checkStart?: StartOptions } = {},
+  ): Promise<Job[]> {
+    checkCalls(calls);
     if (calls.length === 0) return [];
     const project = calls[0]!.project ?? currentProject();
     const prepared: PreparedCall[] = [];
     for (const options of calls) prepared.push(await prepareCall(options, caller));
+    if (options.checkStart && wouldStage(project, prepared)) await planStart(project, options.checkStart).system.ensureRundir();
     // Also for calls that re-attach: a job made before the project moved may be started now, and
     // its source map must name the files where they are now.
     for (const p of prepared) writeBundle(path.join(project.stageRoot, CODE_DIR), p.codeFile, p.bundle);
     const { found, fresh, earlier } = project.store.transaction(() => {
-      const found = project.store.findByHashes(prepared.map((p) => p.hash), REATTACHABLE);
-      const fresh = new Map<string, NewJob>();
-      for (const p of prepared) {
-        if (found.has(p.hash) || fresh.has(p.hash)) continue;
-        fresh.set(p.hash, stageCall(project.stageRoot, p));
-      }
+      const found = liveJobs(project, prepared.map((p) => p.hash));
+      const fresh = stageAll(project.stageRoot, prepared.filter((p) => !found.has(p.hash)));
       const earlier = project.store.latestByNames([...new Set([...fresh.values()].map((j) => j.name))]);
       project.store.insertMany([...fresh.values()]);
       return { found, fresh, earlier };
@@ -149,7 +155,7 @@ export class Job {
       const isNew = fresh.has(p.hash) && !created.has(p.hash);
       created.add(p.hash);
       const miss = isNew ? missReason(earlier.get(p.options.name), p.hash, p.parts) : undefined;
-      return new Job(project, record, !isNew, p.options, miss);
+      return new Job(project, record, { reattached: !isNew, missReason: miss, prepared: p });
     });
   }
 
@@ -160,17 +166,18 @@ export class Job {
 
   /**
    * Submit several jobs with the same resources on one system: they go out as one job array
-   * (split by the system's max_array_size), each element in its own job dir.
+   * (split by the system's max_array_size), each element in its own job dir. Jobs already submitted
+   * or done are left as they are, except a re-attached job that cannot give its result any more:
+   * one that died with a named reason while this start asks for other resources, or whose result
+   * is lost (RESULT_MISSING, RESULT_CORRUPT), is replaced by a new job for the same call.
+   * If the start fails before the scheduler has the jobs, the jobs this process made are removed
+   * (record and stage dir); re-attached ones are left as they were.
    */
   static async startMany(jobs: readonly Job[], options: StartOptions): Promise<void> {
     if (jobs.length === 0) return;
+    const plan = await Job.prepareStart(jobs, options);
+    if (!plan) return;
     const project = jobs[0]!.project;
-    const system = project.system(options.system ?? 'local');
-    const resources = options.resources instanceof Resources ? options.resources : Resources.parse(options.resources);
-    // On the local scheduler the machine is one node that jobs share, so a part of it is the norm.
-    const node = resources.findNodes(system.config.partitions, {
-      exactFit: options.exactFit ?? true, partialNode: options.partialNode ?? system.config.scheduler === 'local',
-    });
     const runner = await runnerBundle();
     const runnerFile = `runner-${runner.hash}.mjs`;
     const codeDir = path.join(project.stageRoot, CODE_DIR);
@@ -181,17 +188,188 @@ export class Job {
     // Source maps go along so remote stacks name the user's files (code staged by an older xpr has none).
     for (const f of [...codeFiles]) if (fs.existsSync(path.join(codeDir, `${f}.map`))) codeFiles.add(`${f}.map`);
     const first = jobs[0]!.callOptions;
-    await submitJobs(project, system, records, {
-      node,
+    await submitJobs(project, plan.system, records, {
+      node: plan.ask.node,
       codeFiles: [...codeFiles],
-      headerExtra: options.headerExtra ?? [],
+      headerExtra: plan.ask.headerExtra,
       preCmds: first.preCmds ?? [],
       postCmds: first.postCmds ?? [],
       envVars: first.envVars ?? {},
       runnerHash: runner.hash,
-      info: { resources: resources.toSpec(), node },
+      info: askInfo(plan.ask),
     });
     for (const j of jobs) j.reload();
+  }
+
+  /**
+   * Everything a start does before it claims jobs for submission: check its options and the rundir,
+   * and put new jobs in place of died ones that must be replaced. Returns undefined when there is
+   * nothing to submit. If any of it fails, the jobs this process made are removed again (record and
+   * stage dir), and jobs that were there before are left as they were.
+   */
+  private static async prepareStart(jobs: readonly Job[], options: StartOptions): Promise<StartPlan | undefined> {
+    try {
+      const plan = planStart(jobs[0]!.project, options);
+      Job.restageDiscarded(jobs);
+      for (const j of jobs) j.reload();
+      for (const j of jobs) j.noteLostResult();
+      await Job.refreshIfAskChanged(jobs, plan);
+      const replace = jobs.filter((j) => j.mustReplace(plan));
+      if (!replace.length && !jobs.some((j) => j.status === 'created')) return undefined;
+      await plan.system.ensureRundir();
+      Job.replaceDied(replace, plan);
+      return plan;
+    } catch (err) {
+      Job.discardUnsubmitted(jobs, err);
+      throw err;
+    }
+  }
+
+  /**
+   * Jobs a failed start of this process removed are staged again for this one, so that a Job
+   * object stays usable after a start failed: as a new job, or attached to an identical call's job
+   * made since. Identical calls sharing a job share its new one.
+   */
+  private static restageDiscarded(jobs: readonly Job[]): void {
+    const again = new Map<string, JobRecord>();
+    for (const job of jobs) {
+      const { discardedBecause, ...origin } = job.origin;
+      if (discardedBecause === undefined || !origin.prepared) continue;
+      const shared = again.get(job.id);
+      const { record, made } = shared ? { record: shared, made: false } : job.stageAgain(origin.prepared);
+      again.set(job.id, record);
+      job.record = record;
+      job.origin = { ...origin, reattached: !made };
+    }
+  }
+
+  private stageAgain(p: PreparedCall): { record: JobRecord; made: boolean } {
+    const { store, stageRoot } = this.project;
+    return store.transaction(() => {
+      const live = liveJobs(this.project, [p.hash]).get(p.hash);
+      if (live) return { record: live, made: false };
+      const fresh = stageCall(stageRoot, p);
+      store.insertMany([fresh]);
+      return { record: store.get(fresh.id)!, made: true };
+    });
+  }
+
+  /**
+   * Whether this re-attached job must give way to a new one for this start: it died with a named
+   * reason (the scheduler's, so its files will not change) and either its result is lost or this
+   * start asks for something else. A job that died with no reason named stays, as in ExPyRe: its
+   * files may yet show up. Only a job whose call this process staged can be staged again.
+   */
+  private mustReplace(plan: StartPlan): boolean {
+    const r = this.record;
+    if (r.status !== 'died' || !r.remoteReason || !this.origin.prepared) return false;
+    if (RESULT_LOST_REASONS.includes(r.remoteReason)) return true;
+    const asked = recordedAsk(r);
+    // Asked for what, nobody knows (recorded by an older xpr): as before, it is re-attached.
+    return asked !== undefined && !sameAsk(asked, plan.ask);
+  }
+
+  /**
+   * A succeeded job whose result file is gone (its stage dir deleted, say) can no longer give its
+   * result: it is recorded as died (RESULT_MISSING), which a start replaces and getResults explains.
+   */
+  private noteLostResult(): void {
+    const r = this.record;
+    if (r.status === 'succeeded' && !fs.existsSync(path.join(r.stageDir, RESULT_FILE))) this.markLost('RESULT_MISSING', lostResultDetail(r.stageDir));
+  }
+
+  /** Record a succeeded job as died for want of its result; a processed one stays (a rerun runs anew anyway). */
+  private markLost(reason: FailureReason, detail: string): void {
+    const r = this.record;
+    this.project.store.update(r.id, { status: 'died', remoteReason: reason, info: { ...r.info, diedDetail: detail } }, ['succeeded']);
+    this.reload();
+  }
+
+  /**
+   * Jobs still recorded as queued or running that asked for something else may have died meanwhile
+   * (of the very limit the new call raises, say): one look at their systems tells before deciding.
+   * Jobs asked for the same are left to `getResults` to look at, as ever.
+   */
+  private static async refreshIfAskChanged(jobs: readonly Job[], plan: StartPlan): Promise<void> {
+    const stale = uniqueById(jobs).filter((j) => {
+      if (j.status !== 'submitted' && j.status !== 'started') return false;
+      const asked = recordedAsk(j.record);
+      return asked !== undefined && !sameAsk(asked, plan.ask);
+    });
+    if (stale.length === 0) return;
+    await refreshJobs(jobs[0]!.project, stale.map((j) => j.record));
+    for (const j of jobs) j.reload();
+  }
+
+  /**
+   * Put a new job for the same call in place of each of these died jobs, and say why on stderr. The
+   * old one stays in the history as it ended, marked `replacedBy`, and no longer re-attaches. Identical
+   * calls sharing a died job share its replacement.
+   */
+  private static replaceDied(jobs: readonly Job[], plan: StartPlan): void {
+    const done = new Map<string, JobRecord>();
+    for (const job of jobs) {
+      const old = job.record;
+      const shared = done.get(old.id);
+      const { record, made } = shared ? { record: shared, made: false } : job.stageReplacement();
+      done.set(old.id, record);
+      const { said, now } = replacementNote(old, plan);
+      if (made) process.stderr.write(`xpr: job ${old.id} ${said}; resubmitting ${now} as job ${record.id}\n`);
+      job.origin = {
+        ...job.origin, reattached: !made, missReason: `the same call ran as ${old.id}, which ${said}`,
+        previous: { record: old, origin: job.origin },
+      };
+      job.record = record;
+    }
+  }
+
+  /**
+   * Stage this job's call again as a new job and record it, in one transaction with marking this
+   * one replaced; or, when another run of the script replaced it first, that run's job.
+   */
+  private stageReplacement(): { record: JobRecord; made: boolean } {
+    const store = this.project.store;
+    return store.transaction(() => {
+      const old = store.get(this.id);
+      const successorId = old?.info.replacedBy;
+      const successor = typeof successorId === 'string' ? store.get(successorId) : undefined;
+      if (successor && REATTACHABLE.includes(successor.status)) return { record: successor, made: false };
+      const fresh = stageCall(this.project.stageRoot, this.origin.prepared!, { replaces: this.id });
+      store.insertMany([fresh]);
+      if (old) store.update(old.id, { info: { ...old.info, replacedBy: fresh.id } }, [old.status]);
+      return { record: store.get(fresh.id)!, made: true };
+    });
+  }
+
+  /**
+   * After a failed start: remove each job this process made that no scheduler has heard of (still
+   * created, no submit intent held), its record and its stage dir, so a failed start leaves nothing
+   * half made; a job it put in place of a died one gives the place back. A job whose submission
+   * may have reached the scheduler keeps its intent, for the next run to resolve.
+   */
+  private static discardUnsubmitted(jobs: readonly Job[], err: unknown): void {
+    const store = jobs[0]!.project.store;
+    const because = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    const made = uniqueById(jobs.filter((j) => !j.origin.reattached));
+    const removed = store.transaction(() => made.flatMap((j) => {
+      const r = store.get(j.id);
+      if (!r || r.status !== 'created' || r.submitIntent !== null) return [];
+      store.delete([r.id]);
+      giveBackPlace(store, r);
+      return [r];
+    }));
+    for (const r of removed) fs.rmSync(r.stageDir, { recursive: true, force: true });
+    const gone = new Set(removed.map((r) => r.id));
+    for (const j of jobs) {
+      if (!gone.has(j.id)) continue;
+      const previous = j.origin.previous;
+      if (previous) {
+        j.record = store.get(previous.record.id) ?? previous.record;
+        j.origin = previous.origin;
+      } else {
+        j.origin = { ...j.origin, discardedBecause: because };
+      }
+    }
   }
 
   /**
@@ -250,30 +428,61 @@ export class Job {
   private outcome<T>(): JobResults<T> {
     const r = this.record;
     const read = (f: string) => readIfExists(path.join(r.stageDir, f));
-    const context = () => ({ jobId: r.id, jobDir: r.stageDir, stderrTail: stderrTail(r.stageDir) });
     switch (r.status) {
       case 'succeeded':
       case 'processed': {
-        const res = JSON.parse(read(RESULT_FILE) ?? 'null') as CallResult | null;
-        if (!res?.ok) throw new XprError(`Job ${r.id} has no result file in ${r.stageDir}`);
+        const res = readResult(path.join(r.stageDir, RESULT_FILE));
+        if ('problem' in res) throw this.lostResult(res.problem);
+        if (!res.ok) throw new RemoteError(res.error, this.context());
         return { result: decode(res.value) as T, stdout: read(FN_STDOUT) ?? '', stderr: read(FN_STDERR) ?? '' };
       }
       case 'failed': {
-        const text = read(RESULT_FILE);
-        const res = text ? (JSON.parse(text) as CallResult) : undefined;
-        if (res && !res.ok) throw new RemoteError(res.error, context());
+        const res = read(RESULT_FILE) === undefined ? undefined : readResult(path.join(r.stageDir, RESULT_FILE));
+        if (res && 'problem' in res) {
+          throw new XprError(`Job ${r.id} failed, and ${res.problem}`, {
+            hint: `An identical call runs afresh: run it again. What it printed: xpr logs ${shWord(r.id)}`,
+          });
+        }
+        if (res && !res.ok) throw new RemoteError(res.error, this.context());
         const code = read('_xpr_exit_code')?.trim();
         throw new RemoteError({
           name: 'JobScriptError',
           message: `the job script ended (exit code ${code ?? 'unknown'}) before the function could report`,
           stack: '(no remote stack: node did not get to run the function; see the stderr below)',
-        }, context());
+        }, this.context());
       }
       case 'died':
-        throw new JobDiedError(context(), r.remoteReason ?? undefined);
+        throw this.diedError();
       default:
         throw new XprError(`Job ${r.id} is ${r.status}; its results are gone`);
     }
+  }
+
+  private context(): JobContext {
+    const r = this.record;
+    return { jobId: r.id, jobDir: r.stageDir, stderrTail: stderrTail(r.stageDir) };
+  }
+
+  private diedError(): JobDiedError {
+    const r = this.record;
+    const detail = typeof r.info.diedDetail === 'string' ? r.info.diedDetail : undefined;
+    return new JobDiedError(this.context(), r.remoteReason ?? undefined, {
+      ...(detail ? { detail } : {}), autopara: this.callOptions.autopara !== undefined,
+    });
+  }
+
+  /**
+   * The result of a succeeded job cannot be had: its file is gone (with the stage dir, say) or
+   * cannot be parsed. The job is recorded as died for that reason, so that a rerun resubmits it.
+   */
+  private lostResult(problem: string): JobDiedError {
+    const r = this.record;
+    const missing = !fs.existsSync(path.join(r.stageDir, RESULT_FILE));
+    const detail = missing ? lostResultDetail(r.stageDir) : problem;
+    if (r.status === 'succeeded') this.markLost(missing ? 'RESULT_MISSING' : 'RESULT_CORRUPT', detail);
+    return new JobDiedError(this.context(), missing ? 'RESULT_MISSING' : 'RESULT_CORRUPT', {
+      detail, autopara: this.callOptions.autopara !== undefined,
+    });
   }
 
   /** Cancel the job on its system; it then ends as died (CANCELLED). */
@@ -313,6 +522,10 @@ export class Job {
   }
 }
 
+// A mistake in a call shows the user's own line, not xpr's insides (see boundary.ts).
+userEntryPoints(Job, ['get', 'create', 'createMany', 'startMany', 'waitAll']);
+userEntryPoints(Job.prototype, ['start', 'sync', 'getResults', 'cancel', 'clean', 'markProcessed']);
+
 /** Why a new call did not re-attach to the newest earlier job of the same name. */
 function missReason(earlier: JobRecord | undefined, hash: string, parts: Record<string, string>): string {
   if (!earlier) return 'no earlier job of this name';
@@ -323,20 +536,114 @@ function missReason(earlier: JobRecord | undefined, hash: string, parts: Record<
 
 type PreparedCall = Awaited<ReturnType<typeof prepareCall>>;
 
+/** The options of a call that its start needs, or that say how it was made. */
+type CallOptions = Partial<Pick<JobOptions, 'preCmds' | 'postCmds' | 'envVars' | 'autopara'>>;
+
+/** How a Job object came to hold its record. */
+interface Origin {
+  /** An identical earlier call was attached to; false for the job this process made. */
+  reattached: boolean;
+  missReason?: string | undefined;
+  /** The call as this process staged it; kept to stage it again if the job must be replaced. */
+  prepared?: PreparedCall;
+  /** Before `start` replaced a died job: what this object held, given back if the start fails. */
+  previous?: { record: JobRecord; origin: Origin };
+  /** Why the job was removed: its start failed before any scheduler had it. */
+  discardedBecause?: string;
+}
+
+function uniqueById(jobs: readonly Job[]): Job[] {
+  return [...new Map(jobs.map((j) => [j.id, j])).values()];
+}
+
+/**
+ * Whether creating these calls would stage any: true unless each re-attaches. With no database yet
+ * nothing can be re-attached, and none is made just to look.
+ */
+function wouldStage(project: Project, prepared: readonly PreparedCall[]): boolean {
+  if (!fs.existsSync(project.paths.dbPath)) return true;
+  const found = liveJobs(project, prepared.map((p) => p.hash));
+  return prepared.some((p) => !found.has(p.hash));
+}
+
+/**
+ * The job each hash re-attaches to: the newest in a re-attachable status, unless that is a died job
+ * a start has replaced. Then its replacement has failed, been processed or been removed since, and
+ * the call runs afresh as after any of those.
+ */
+function liveJobs(project: Project, hashes: readonly string[]): Map<string, JobRecord> {
+  const found = project.store.findByHashes(hashes, REATTACHABLE);
+  for (const [hash, r] of found) if (r.status === 'died' && typeof r.info.replacedBy === 'string') found.delete(hash);
+  return found;
+}
+
+/** Stage each call once (identical calls share one); if one cannot be staged, none is left. */
+function stageAll(stageRoot: string, prepared: readonly PreparedCall[]): Map<string, NewJob> {
+  const fresh = new Map<string, NewJob>();
+  try {
+    for (const p of prepared) if (!fresh.has(p.hash)) fresh.set(p.hash, stageCall(stageRoot, p));
+  } catch (err) {
+    for (const j of fresh.values()) fs.rmSync(j.stageDir, { recursive: true, force: true });
+    throw err;
+  }
+  return fresh;
+}
+
 /** Write a new job's stage dir (call file, input files); returns its record to insert. */
-function stageCall(stageRoot: string, p: PreparedCall): NewJob {
+function stageCall(stageRoot: string, p: PreparedCall, extraInfo: Record<string, unknown> = {}): NewJob {
   const id = newJobId(p.options.name, p.hash);
   const stageDir = path.join(stageRoot, `run_${id}`);
-  fs.mkdirSync(stageDir, { recursive: true });
-  for (const f of p.inputFiles) fs.cpSync(f, path.join(stageDir, path.basename(f)), { recursive: true });
-  fs.writeFileSync(path.join(stageDir, CALL_FILE), JSON.stringify(p.call));
-  return {
+  const job: NewJob = {
     id, name: p.options.name, hash: p.hash, hashParts: p.parts, stageDir,
     info: {
       codeFile: p.codeFile, module: p.ref.modulePath, export: p.ref.exportName,
       ...(p.options.outputFiles?.length ? { outputFiles: [...p.options.outputFiles] } : {}),
+      ...extraInfo,
     },
   };
+  try {
+    fs.mkdirSync(stageDir, { recursive: true });
+    for (const f of p.inputFiles) fs.cpSync(f, path.join(stageDir, path.basename(f)), { recursive: true });
+    // The record as made, beside the call: a lost or damaged jobs.db is rebuilt from it (xpr db_rebuild).
+    writeJobFile(job);
+    fs.writeFileSync(path.join(stageDir, CALL_FILE), JSON.stringify(p.call));
+  } catch (err) {
+    fs.rmSync(stageDir, { recursive: true, force: true });
+    throw new XprError(`Cannot stage job ${id} in ${stageDir}: ${(err as Error).message}`, {
+      hint: `The project's _expyre dir (${stageRoot}) must be writable.`, cause: err,
+    });
+  }
+  return job;
+}
+
+/** A discarded job that had replaced a died one: the died one is this call's job again. */
+function giveBackPlace(store: Project['store'], discarded: JobRecord): void {
+  const oldId = discarded.info.replaces;
+  const old = typeof oldId === 'string' ? store.get(oldId) : undefined;
+  if (!old || old.info.replacedBy !== discarded.id) return;
+  const { replacedBy: _gone, ...info } = old.info;
+  store.update(old.id, { info }, [old.status]);
+}
+
+/**
+ * How a died job is told apart from its replacement, for the log line and `missReason`:
+ * `said` ("died (TIMEOUT) with max_time 60 s") and what the new one does ("with max_time 120 s").
+ */
+function replacementNote(old: JobRecord, plan: StartPlan): { said: string; now: string } {
+  const reason = old.remoteReason!;
+  const asked = recordedAsk(old);
+  if (RESULT_LOST_REASONS.includes(reason) || !asked) {
+    const detail = typeof old.info.diedDetail === 'string' ? `: ${old.info.diedDetail}` : '';
+    return { said: `died (${reason})${detail}`, now: 'it' };
+  }
+  const change = describeChange(asked, plan.ask);
+  return { said: `died (${reason}) ${change.was}`, now: change.now };
+}
+
+/** What is gone when a succeeded job's result file is: the whole stage dir, or the file. */
+function lostResultDetail(stageDir: string): string {
+  if (!fs.existsSync(stageDir)) return `its stage dir ${stageDir} is gone, and its result with it`;
+  return `its result file ${path.join(stageDir, RESULT_FILE)} is gone`;
 }
 
 /** Everything about a call that does not need the database: code, hash, the staged call file. */

@@ -1,5 +1,6 @@
 // A project: its merged config, its job database and the systems it has opened, for one process.
 // Transports are opened on first use and kept, so a whole run talks to each host over one connection.
+import { userEntryPoints } from '../boundary.js';
 import { loadConfig, getSystem, type LoadOptions } from '../config/load.js';
 import type { ProjectPaths } from '../config/discover.js';
 import type { SystemConfig, XprConfig } from '../config/schema.js';
@@ -14,6 +15,8 @@ export interface ProjectOptions extends LoadOptions {
   dbFile?: string;
   /** How to reach a system; default: `openTransport` (local, or SSH for a host) with the project's `env`. */
   transportFactory?: (system: SystemConfig) => Transport;
+  /** Open the job database read-only (commands that only read it; see JobStore.open). */
+  readonly?: boolean;
 }
 
 export class Project {
@@ -25,6 +28,7 @@ export class Project {
     readonly paths: ProjectPaths,
     readonly origins: Map<string, string>,
     private readonly transportFactory: (system: SystemConfig) => Transport = openTransport,
+    private readonly readonly = false,
   ) {}
 
   static open(options: ProjectOptions = {}): Project {
@@ -34,7 +38,7 @@ export class Project {
     // as it decides where the config is: a caller's `env` must not be half honoured.
     const env = options.env;
     const factory = options.transportFactory ?? (env ? (sys: SystemConfig) => openTransport(sys, env) : openTransport);
-    return new Project(config, p, origins, factory);
+    return new Project(config, p, origins, factory, options.readonly ?? false);
   }
 
   /** Dir holding jobs.db, the run_<id> stage dirs and the bundled code. */
@@ -42,9 +46,9 @@ export class Project {
     return this.paths.rootDir;
   }
 
-  /** The job database, opened (and created) on first use. */
+  /** The job database, opened (and created, unless read-only) on first use. */
   get store(): JobStore {
-    this.storeHandle ??= JobStore.open(this.paths.dbPath);
+    this.storeHandle ??= JobStore.open(this.paths.dbPath, { readonly: this.readonly });
     return this.storeHandle;
   }
 
@@ -67,6 +71,9 @@ export class Project {
     this.storeHandle = undefined;
   }
 }
+
+// A bad config or EXPYRE_ROOT is reported at the user's call (see boundary.ts).
+userEntryPoints(Project, ['open']);
 
 let current: Project | undefined;
 

@@ -62,6 +62,8 @@ export class System {
   private readonly codeSent = new Set<string>();
   /** Code files uploaded but not yet moved into place, by the prefix that moves them (see `stage`). */
   private readonly codePending = new Map<string, readonly string[]>();
+  /** The rundir was made (or found) by this process. */
+  private rundirReady: Promise<void> | undefined;
 
   constructor(
     readonly config: SystemConfig,
@@ -117,6 +119,28 @@ export class System {
   ): XprError {
     return new kind(`${what} failed on system "${this.name}" (exit ${r.code ?? 'signal'}): ${r.stderr.trim() || r.stdout.trim()}`, {
       hint: `The command was: ${command}`,
+    });
+  }
+
+  /**
+   * Make the rundir if it is not there, once per process: a start that could not stage its jobs
+   * fails here, before any job is touched. In place, the stage dirs are the job dirs.
+   */
+  ensureRundir(): Promise<void> {
+    if (this.inPlace) return Promise.resolve();
+    this.rundirReady ??= this.makeRundir().catch((err: unknown) => {
+      this.rundirReady = undefined;
+      throw err;
+    });
+    return this.rundirReady;
+  }
+
+  private async makeRundir(): Promise<void> {
+    // Not `run`: that one starts with a cd into the rundir.
+    const r = await this.transport.exec(`mkdir -p -- ${shQuote(this.rundir)}`, { idempotent: true });
+    if (r.code === 0) return;
+    throw new XprError(`Cannot create the rundir ${this.rundir} on system "${this.name}": ${r.stderr.trim() || `exit ${r.code ?? 'signal'}`}`, {
+      hint: `Give system "${this.name}" a "rundir" in config.json that its user can create and write (xpr doctor ${this.name} checks it).`,
     });
   }
 
@@ -268,6 +292,25 @@ export class System {
   async removeRemote(job: RemoteJob): Promise<void> {
     if (this.inPlace) return;
     await this.transport.exec(`rm -rf -- ${shQuote(this.dirOf(job))}`);
+  }
+
+  /**
+   * Ids of the jobs whose dir on the system is gone, in one command for all of them. A command that
+   * fails proves nothing, so then none is reported gone.
+   */
+  async missingDirs(jobs: readonly (RemoteJob & { stageDir: string })[]): Promise<Set<string>> {
+    if (jobs.length === 0) return new Set();
+    // In place the job dir is the local stage dir.
+    if (this.inPlace) return new Set(jobs.filter((j) => !fs.existsSync(j.stageDir)).map((j) => j.id));
+    const dirs = jobs.map((j) => this.dirOf(j));
+    const command = `for d in ${dirs.map(shQuote).join(' ')}; do [ -d "$d" ] || printf '%s\\n' "$d"; done`;
+    const r = await this.transport.exec(command, { idempotent: true, timeoutMs: commandTimeouts().statusMs }).catch((e: unknown) => {
+      if (e instanceof CommandTimeoutError) return { code: null, stdout: '', stderr: '' };
+      throw e;
+    });
+    if (r.code !== 0) return new Set();
+    const gone = new Set(r.stdout.split('\n'));
+    return new Set(jobs.filter((_j, k) => gone.has(dirs[k]!)).map((j) => j.id));
   }
 
   /** Whether the job's script got as far as starting (its started marker exists on the system). */

@@ -159,10 +159,11 @@ export class Resources {
   }
 
   #evaluate(key: string, p: Partition, exactFit: boolean, partialNode: boolean): { candidate?: Candidate; reasons: string[] } {
-    if (this.#patterns && !this.#patterns.some((re) => re.test(key))) {
-      return { reasons: [`not matched by partitions ${JSON.stringify(this.partitions)} (a regexp must match the whole name)`] };
-    }
     const reasons: string[] = [];
+    // An unmatched partition's other reasons still tell whether widening the regexps would help.
+    if (this.#patterns && !this.#patterns.some((re) => re.test(key))) {
+      reasons.push(`not matched by partitions ${JSON.stringify(this.partitions)} (a regexp must match the whole name)`);
+    }
     if (this.maxTime > p.max_time) {
       reasons.push(`max_time ${formatTime(this.maxTime)} is longer than its limit ${formatTime(p.max_time)}`);
     }
@@ -185,14 +186,17 @@ export class Resources {
       }
     }
 
+    // When the cores do not fit, memory is judged on the whole nodes that exact_fit: false would
+    // give, so that every reason shows at once, not one per attempt.
+    const memShape = shape ?? { numNodes: Math.max(1, Math.ceil((this.numCores ?? 0) / perNode)), numCoresPerNode: perNode };
     let maxMemPerNode: number | undefined;
-    if (shape && this.maxMem) {
+    if (this.maxMem) {
       maxMemPerNode = this.maxMem.per === 'job'
-        ? Math.ceil(this.maxMem.kB / shape.numNodes)
-        : this.maxMem.kB * shape.numCoresPerNode;
+        ? Math.ceil(this.maxMem.kB / memShape.numNodes)
+        : this.maxMem.kB * memShape.numCoresPerNode;
       if (p.max_mem !== undefined && maxMemPerNode > p.max_mem) {
         const how = this.maxMem.per === 'core'
-          ? `${fmtMem(this.maxMem.kB)} per core × ${shape.numCoresPerNode} cores = ${fmtMem(maxMemPerNode)}`
+          ? `${fmtMem(this.maxMem.kB)} per core × ${memShape.numCoresPerNode} cores = ${fmtMem(maxMemPerNode)}`
           : fmtMem(maxMemPerNode);
         reasons.push(`needs ${how} per node, its nodes have ${fmtMem(p.max_mem)}`);
       }
@@ -227,7 +231,10 @@ export class Resources {
         : 'pass exact_fit: false to accept whole nodes with idle cores, or partial_node: true to share a node');
     }
     if (all.includes('per node')) hints.push('ask for less memory (max_mem_tot / max_mem_per_core)');
-    if (all.includes('not matched')) hints.push("widen the partitions regexps (e.g. 'std.*' to match 'std_long')");
+    // Widening helps only where nothing but the regexps stands in the way.
+    if (rejected.some((r) => r.reasons.length === 1 && r.reasons[0]!.startsWith('not matched'))) {
+      hints.push("widen the partitions regexps (e.g. 'std.*' to match 'std_long')");
+    }
     return new XprError(
       `No partition fits ${this} (exact_fit=${exactFit}, partial_node=${partialNode}):\n${lines.join('\n')}`,
       hints.length > 0 ? { hint: `To fix: ${hints.join('; ')}.` } : {},

@@ -109,6 +109,16 @@ export function parseMemory(v: number | string): number {
 }
 
 /**
+ * A memory limit in kB (a partition's max_mem): as parseMemory, but more than 0. A node with no
+ * memory is a typo, and a limit of 0 would turn every job down; no limit is written as null.
+ */
+export function parseMemoryLimit(v: number | string): number {
+  const kB = parseMemory(v);
+  if (kB === 0) throw new XprError(`Invalid memory ${quote(v)}: a memory limit must be more than 0 (null means no limit)`);
+  return kB;
+}
+
+/**
  * Seconds as schedulers want them. `'hms'`: `HH:MM:SS` with hours past 24 (PBS/SGE walltime,
  * `49:00:10`). `'slurm'`: `D-HH:MM:SS` from one day on, else `HH:MM:SS`.
  */

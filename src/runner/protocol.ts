@@ -2,6 +2,11 @@
 
 /** The call: written at create, read by the runner. */
 export const CALL_FILE = '_xpr_call.json';
+/**
+ * The job's record as created (`StagedJob`): written at create beside the call, read back only by
+ * `xpr db_rebuild`, so that a lost or damaged jobs.db can be rebuilt with every restart hash.
+ */
+export const JOB_FILE = '_xpr_job.json';
 /** The outcome: written by the runner, atomically, as `CallResult`. */
 export const RESULT_FILE = '_xpr_result.json';
 /** Written by the job script when the job starts running. */
@@ -47,6 +52,18 @@ export interface AutoparaCallSpec {
   poolSize: number | 'env' | 'cores_per_node';
   /** An initializer exported by the same module, run once in each worker. */
   initializer?: { export: string; args: unknown[] };
+}
+
+/** What `JOB_FILE` holds: the fields of the job's record that only its creation knew. */
+export interface StagedJob {
+  version: 1;
+  id: string;
+  name: string;
+  /** The restart hash, and its parts (code, args, inputs) that explain a restart miss. */
+  hash: string;
+  hashParts: Record<string, string>;
+  /** The record's info at create: code file, module, export, output files. */
+  info: Record<string, unknown>;
 }
 
 /** Set in the environment of a pool worker: the runner then serves pool tasks instead of a call. */

@@ -6,8 +6,15 @@ import type { NodeChoice } from '../resources/types.js';
 /** Remote status names as ExPyRe's (DESIGN §2). */
 export type RemoteStatus = 'queued' | 'held' | 'running' | 'done' | 'failed' | 'timeout' | 'other';
 
-/** xpr's named failure reasons, set where the scheduler says so. */
-export type FailureReason = 'TIMEOUT' | 'OUT_OF_MEMORY' | 'PREEMPTED' | 'NODE_FAIL' | 'CANCELLED';
+/**
+ * xpr's named failure reasons: the scheduler's word (TIMEOUT ... CANCELLED), or xpr's own when a job
+ * ended but its result cannot be had: RESULT_MISSING (its dir or result file is gone), RESULT_CORRUPT
+ * (its result file cannot be parsed). A named reason is definitive: the job's files will not change.
+ */
+export type FailureReason = 'TIMEOUT' | 'OUT_OF_MEMORY' | 'PREEMPTED' | 'NODE_FAIL' | 'CANCELLED' | 'RESULT_MISSING' | 'RESULT_CORRUPT';
+
+/** Reasons xpr names itself: a rerun of the call resubmits it, whatever it asks for. */
+export const RESULT_LOST_REASONS: readonly FailureReason[] = ['RESULT_MISSING', 'RESULT_CORRUPT'];
 
 export interface RemoteState {
   status: RemoteStatus;

@@ -12,8 +12,8 @@ export function databaseError(err: unknown, dbPath: string): unknown {
   if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return err;
   const dir = path.dirname(dbPath);
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
-    const holders = processesUsing(dbPath).filter((pid) => pid !== process.pid);
-    const who = holders.length ? ` (open in process ${holders.join(', ')})` : '';
+    const holders = otherProcessesUsing(dbPath);
+    const who = holders.length ? ` (open in ${describeProcesses(holders)})` : '';
     return new XprError(`The job database ${dbPath} is locked by another process${who}, and stayed locked past the wait`, {
       hint: `Let that process finish, or stop it. If no xpr process is running, free the database with: xpr db_unlock`,
       cause: err,
@@ -27,10 +27,10 @@ export function databaseError(err: unknown, dbPath: string): unknown {
       cause: err,
     });
   }
-  if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
-    return new XprError(`The job database ${dbPath} is damaged: ${err.message}`, {
-      hint: `Every call is still in its job dir run_<id> in ${dir}. Move the damaged file aside, then record a job ` +
-        'again from its dir with: xpr create_job --from-dir <dir> -S <system>',
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
+    return new DamagedDatabaseError(`The job database ${dbPath} is damaged: ${err.message}`, {
+      hint: `Every job is still in its dir run_<id> in ${dir}. Rebuild the database from them with: xpr db_rebuild ` +
+        '(the damaged file is kept beside it).',
       cause: err,
     });
   }
@@ -42,6 +42,9 @@ export function databaseError(err: unknown, dbPath: string): unknown {
   }
   return err;
 }
+
+/** jobs.db cannot be read as a database: truncated, overwritten, not a database at all. */
+export class DamagedDatabaseError extends XprError {}
 
 function writable(dir: string): boolean {
   try {
@@ -81,4 +84,24 @@ export function processesUsing(file: string): number[] {
     })) pids.push(Number(pid));
   }
   return pids;
+}
+
+/** processesUsing, without this process. */
+export function otherProcessesUsing(file: string): number[] {
+  return processesUsing(file).filter((pid) => pid !== process.pid);
+}
+
+/** `process 4711 (node fit.mjs)`, … : what a user needs to find the processes (and stop them). */
+export function describeProcesses(pids: readonly number[]): string {
+  return pids.map((pid) => {
+    let command = '';
+    try {
+      command = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
+        .map((a, i) => (i === 0 ? path.basename(a) : a)).join(' ');
+    } catch {
+      // Gone meanwhile, or not ours to read: the pid alone still says which.
+    }
+    if (command.length > 80) command = `${command.slice(0, 77)}...`;
+    return `process ${pid}${command ? ` (${command})` : ''}`;
+  }).join(', ');
 }

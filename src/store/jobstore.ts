@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { XprError } from '../errors.js';
 import { databaseError } from './db-errors.js';
 import { MIGRATIONS } from './migrations.js';
+import { openReadOnly } from './read-only.js';
 import { isJobStatus, type JobStatus } from './status.js';
 import type { FailureReason, RemoteStatus } from '../schedulers/types.js';
 
@@ -104,7 +105,7 @@ export interface TextColumn {
  * that builds no string (the widths are found over every row first).
  */
 function textCell(c: TextColumn): { expr: string; params: unknown[]; length: string; lengthParams: unknown[] } {
-  const col = SCALAR_COLUMNS[c.field];
+  const col = shownColumn(c.field);
   const orDash = (x: string) => `ifnull(length(${x}), 1)`;
   if (c.shortId !== undefined) {
     return {
@@ -129,6 +130,14 @@ function textCell(c: TextColumn): { expr: string; params: unknown[]; length: str
     };
   }
   return { expr: `ifnull(${col}, '-')`, params: [], length: orDash(col), lengthParams: [] };
+}
+
+/**
+ * A field as listings show it: a stage dir stored relative to jobs.db's dir comes out as the path a
+ * user can open (xpr_stage_dir, defined at open).
+ */
+function shownColumn(field: ScalarField): string {
+  return field === 'stageDir' ? 'xpr_stage_dir(stage_dir)' : SCALAR_COLUMNS[field];
 }
 
 /** `YYYY-MM-DD HH:MM:SS` (SQLite's datetime()) is always this long. */
@@ -207,35 +216,67 @@ export class JobStore {
   /**
    * Open (creating the file and its dir if needed) and migrate the database. Its SQLite errors
    * (locked, read-only, damaged, full) come out of every method as XprErrors naming the file.
+   *
+   * `readonly`: for commands that only read. The file must exist; nothing is created or written, not
+   * even where this process could (read-only.ts says how), and an older schema is read as it is.
+   * `busyTimeoutMs`: how long a statement waits for another process's write (default
+   * XPR_DB_BUSY_TIMEOUT, else 30 s).
    */
-  static open(dbPath: string, options: { readonly?: boolean } = {}): JobStore {
+  static open(dbPath: string, options: { readonly?: boolean; busyTimeoutMs?: number } = {}): JobStore {
+    const readonly = options.readonly ?? false;
     let db: Database.Database;
     try {
-      if (!options.readonly) fs.mkdirSync(path.dirname(dbPath), { recursive: true });
-      db = new Database(dbPath, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+      if (readonly) {
+        db = openReadOnly(dbPath);
+      } else {
+        fs.mkdirSync(path.dirname(dbPath), { recursive: true });
+        db = new Database(dbPath);
+      }
     } catch (err) {
       const said = databaseError(err, dbPath);
-      if (said !== err) throw said;
+      if (said !== err || err instanceof XprError) throw said;
       throw new XprError(`Cannot open job database ${dbPath}: ${(err as Error).message}`, {
-        hint: 'Check that the directory exists and is writable, or point --dbfile / EXPYRE_ROOT elsewhere.',
+        hint: readonly ? `Check that this process may read it (ls -l ${dbPath}), or point --dbfile / EXPYRE_ROOT elsewhere.`
+          : 'Check that the directory exists and is writable, or point --dbfile / EXPYRE_ROOT elsewhere.',
         cause: err,
       });
     }
     try {
-      db.pragma(`busy_timeout = ${busyTimeoutMs()}`);
-      if (!options.readonly) {
+      db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? busyTimeoutMs()}`);
+      if (!readonly) {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
       }
-      const store = new JobStore(dbPath, db);
-      db.function('xpr_match', { deterministic: true }, (pattern: unknown, value: unknown) =>
-        store.regex(String(pattern)).test(String(value)) ? 1 : 0);
-      if (!options.readonly) store.migrate();
+      let store = new JobStore(dbPath, db);
+      if (!readonly) store.migrate();
+      else if (store.schemaVersion() === 0 && store.isBlank()) {
+        // A file with no schema yet holds no jobs; a reader must not make the schema in it, so an
+        // empty database in memory answers for it.
+        db.close();
+        db = new Database(':memory:');
+        store = new JobStore(dbPath, db);
+        store.migrate();
+      }
+      store.defineFunctions();
       return withDatabaseErrors(store);
     } catch (err) {
       db.close();
       throw databaseError(err, dbPath);
     }
+  }
+
+  /** SQL functions the queries use: regexp filters, and stage dirs as paths a user can open. */
+  private defineFunctions(): void {
+    this.db.function('xpr_match', { deterministic: true }, (pattern: unknown, value: unknown) =>
+      this.regex(String(pattern)).test(String(value)) ? 1 : 0);
+    const base = path.dirname(this.path);
+    this.db.function('xpr_stage_dir', { deterministic: true }, (stored: unknown) =>
+      (typeof stored === 'string' && !path.isAbsolute(stored) ? path.join(base, stored) : stored));
+  }
+
+  /** The database has no tables at all (a new or emptied file). */
+  private isBlank(): boolean {
+    return this.db.prepare('SELECT count(*) FROM sqlite_master').pluck().get() === 0;
   }
 
   /**
@@ -306,6 +347,28 @@ export class JobStore {
     }).immediate();
   }
 
+  /**
+   * Record jobs with every field as given, times included: `xpr db_rebuild` puts back what the stage
+   * dirs tell, in the order they were made. One transaction.
+   */
+  restore(jobs: readonly JobRecord[]): void {
+    const fields = Object.keys(SCALAR_COLUMNS) as ScalarField[];
+    const columns = [...fields.map((f) => SCALAR_COLUMNS[f]), 'hash_parts', 'info'];
+    const stmt = this.sql(`INSERT INTO jobs (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`);
+    this.db.transaction(() => {
+      for (const j of jobs) {
+        const values = fields.map((f) => (f === 'stageDir' ? this.storedStageDir(j.stageDir) : j[f]));
+        stmt.run(...values, JSON.stringify(j.hashParts), JSON.stringify(j.info));
+      }
+    }).immediate();
+  }
+
+  /** What SQLite's quick check finds wrong with the file; empty when it is sound. */
+  quickCheck(): string[] {
+    const lines = this.db.prepare('PRAGMA quick_check').pluck().all() as string[];
+    return lines.length === 1 && lines[0] === 'ok' ? [] : lines;
+  }
+
   get(id: string): JobRecord | undefined {
     const row = this.sql('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
     return row && this.toRecord(row);
@@ -359,7 +422,7 @@ export class JobStore {
    */
   listFields(filter: JobFilter, fields: readonly ScalarField[]): unknown[][] {
     const { sql, params } = whereClause(filter);
-    const cols = fields.map((f) => SCALAR_COLUMNS[f]).join(', ');
+    const cols = fields.map(shownColumn).join(', ');
     return this.db.prepare(`SELECT ${cols} FROM jobs ${sql} ORDER BY created_at, rowid`).raw().all(...params) as unknown[][];
   }
 

@@ -128,6 +128,13 @@ export interface HostKeyContext {
   port: number;
   /** The known_hosts files consulted, user files first. */
   files: readonly string[];
+  /** The only ssh_config file read (XPR_SSH_CONFIG), without which `host` may mean nothing to ssh. */
+  configFile?: string | undefined;
+}
+
+/** The `ssh` command that reaches `host` as xpr does: with `-F FILE` when xpr reads only that config. */
+export function sshCommand(host: string, configFile: string | undefined): string {
+  return `ssh ${configFile ? `-F ${shWord(configFile)} ` : ''}${shWord(host)}`;
 }
 
 /** The error for a key that is not accepted; says what to check and the command that fixes it. */
@@ -143,14 +150,14 @@ export function hostKeyError(verdict: Exclude<HostKeyVerdict, { status: 'ok' }>,
     const scan = `ssh-keyscan${ctx.port === 22 ? '' : ` -p ${ctx.port}`} ${shWord(ctx.hostName)} >> ${shWord(userFile)}`;
     return new UnreachableError(ctx.host,
       `Host key of ${ctx.host} (${where}) is not known, so xpr refuses to connect: ${fp}${also}`,
-      { hint: `Check the fingerprint with the site, then accept it with: ssh ${shWord(ctx.host)} (answer yes), or: ${scan}` });
+      { hint: `Check the fingerprint with the site, then accept it with: ${sshCommand(ctx.host, ctx.configFile)} (answer yes), or: ${scan}` });
   }
   if (verdict.status === 'changed') {
     const { file, line } = verdict.entry;
     return new UnreachableError(ctx.host,
       `Host key of ${ctx.host} (${where}) has CHANGED since it was recorded at ${file}:${line}; it is now ${fp}. ` +
       'This may be an attack, or the host was reinstalled.',
-      { hint: `If the site confirms the new key, remove the old one with: ssh-keygen -f ${shWord(file)} -R ${shWord(name)} and connect again with ssh ${shWord(ctx.host)}` });
+      { hint: `If the site confirms the new key, remove the old one with: ssh-keygen -f ${shWord(file)} -R ${shWord(name)} and connect again with ${sshCommand(ctx.host, ctx.configFile)}` });
   }
   const { file, line } = verdict.entry;
   return new UnreachableError(ctx.host,

@@ -28,6 +28,8 @@ export interface SshTarget {
   jump: SshTarget | undefined;
   /** Local home dir (where the default key files are). */
   home: string;
+  /** The only ssh_config file read (option or $XPR_SSH_CONFIG); commands in messages pass it as `-F`. */
+  configFile: string | undefined;
   /** Shared-connection key: the resolved endpoint, the route to it and the config used. */
   key: string;
 }
@@ -84,7 +86,7 @@ export function resolveTarget(host: string, options: SshOptions = {}): SshTarget
     const s = settings;
     // The config files are part of the key, so two configs (tests) never share a connection.
     const key = `${s.user}@${s.hostName}:${s.port}${jump ? ` via ${jump.key}` : ` [${scope}]`}`;
-    return { label, settings, jump, home, key };
+    return { label, settings, jump, home, key, configFile };
   };
   return resolve(host, undefined, undefined, 0);
 }

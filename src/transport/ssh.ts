@@ -15,7 +15,7 @@ import type {
 import { UnreachableError, XprError } from '../errors.js';
 import { bashForAnyShell, shQuote, shWord } from '../util/shell.js';
 import {
-  checkHostKey, hostKeyError, knownHostsLine, knownHostsName, parseKnownHosts, preferredKeyTypes, type KnownHostEntry,
+  checkHostKey, hostKeyError, knownHostsLine, knownHostsName, parseKnownHosts, preferredKeyTypes, sshCommand, type KnownHostEntry,
 } from './known-hosts.js';
 import { Keepalive, SERVER_ALIVE_COUNT_MAX, SERVER_ALIVE_INTERVAL_MS } from './keepalive.js';
 import { Limiter } from './limiter.js';
@@ -146,7 +146,7 @@ export class SshTransport implements Transport {
   private check(r: ExecResult, what: string): void {
     if (r.code === 0) return;
     throw new XprError(`${what} on ${this.host} failed (exit ${r.code ?? 'signal'}): ${r.stderr.trim()}`, {
-      hint: `Check the remote dir and free space with: ssh ${shWord(this.host)}`,
+      hint: `Check the remote dir and free space with: ${sshCommand(this.host, this.conn?.target.configFile)}`,
     });
   }
 }
@@ -228,7 +228,9 @@ class SshConnection {
     try {
       return await this.attempts(run, use, watch);
     } catch (e) {
-      if (e instanceof GaveUp) throw new CommandTimeoutError(this.target.label, run.command, run.timeoutMs ?? 0, run.stall ?? false);
+      if (e instanceof GaveUp) {
+        throw new CommandTimeoutError(this.target.label, run.command, run.timeoutMs ?? 0, run.stall ?? false, this.target.configFile);
+      }
       throw e;
     } finally {
       watch.stop();
@@ -248,7 +250,7 @@ class SshConnection {
       await watch.race(sleep(250 * attempt));
     }
     throw new UnreachableError(this.target.label, `The connection to ${this.target.label} dropped ${MAX_OP_ATTEMPTS} times while running: ${run.command}`, {
-      hint: `Check the network and the host with: ssh ${shWord(this.target.label)}`,
+      hint: `Check the network and the host with: ${sshCommand(this.target.label, this.target.configFile)}`,
       cause: last,
     });
   }
@@ -375,7 +377,9 @@ class SshConnection {
         return true;
       }
       if (verdict.status === 'unknown' && s.strictHostKeyChecking === 'no') return true;
-      keyProblem = hostKeyError(verdict, key, { host: label, hostName: s.hostName, port: s.port, files: knownFiles });
+      keyProblem = hostKeyError(verdict, key, {
+        host: label, hostName: s.hostName, port: s.port, files: knownFiles, configFile: this.target.configFile,
+      });
       return false;
     };
 
@@ -455,7 +459,7 @@ class SshConnection {
       });
     }
     return new UnreachableError(label, `Cannot connect to ${label} (${where}): ${msg}${tries ? ` (tried ${tries} times)` : ''}`, {
-      hint: `Check that the host is up and that this works: ssh ${shWord(label)} true`, cause: e,
+      hint: `Check that the host is up and that this works: ${sshCommand(label, this.target.configFile)} true`, cause: e,
     });
   }
 }
@@ -465,8 +469,14 @@ class SshConnection {
 /** Tries, in order: none, ssh-agent, the key files, then keyboard-interactive and password on a terminal. */
 class Authenticator {
   private readonly steps: Array<'none' | 'agent' | 'kbd' | 'password' | { file: string; configured: boolean }>;
-  private readonly tried: string[] = [];
+  /** Methods offered to the server, in order, with what it said (known once it asks for the next). */
+  private readonly attempts: Attempt[] = [];
+  /** Why a key file was not offered (unreadable, encrypted, wrong passphrase). */
   private readonly notes: string[] = [];
+  /** Methods the server would take but xpr could not answer (no terminal). */
+  private readonly unanswered: string[] = [];
+  /** The methods the server last said it accepts. */
+  private accepts: AuthenticationType[] | undefined;
   private kbdRounds = 0;
 
   constructor(private readonly target: SshTarget) {
@@ -479,7 +489,11 @@ class Authenticator {
   }
 
   // @types/ssh2 leaves out `false`, which ssh2 takes as "no more methods to try".
-  readonly handler = ((left: AuthenticationType[] | null, _partial: boolean, next: (m: AnyAuthMethod | false) => void) => {
+  readonly handler = ((left: AuthenticationType[] | null, partial: boolean, next: (m: AnyAuthMethod | false) => void) => {
+    // Asked again: the last method offered did not log in (or, with `partial`, was not enough alone).
+    const last = this.attempts.at(-1);
+    if (last && !last.outcome) last.outcome = partial ? 'accepted, more needed' : 'refused';
+    if (left) this.accepts = left;
     this.next(left).then(next, (e: unknown) => {
       this.notes.push((e as Error).message);
       next(false);
@@ -490,12 +504,44 @@ class Authenticator {
   failure(err: Error): UnreachableError | undefined {
     if ((err as { level?: string }).level !== 'client-authentication') return undefined;
     const { label, settings: s } = this.target;
-    const hint = this.notes.length ? this.notes.join(' ') :
-      `Check that "ssh ${shWord(label)} true" logs in without questions: put your public key in ~/.ssh/authorized_keys ` +
-      'on the host, load it into ssh-agent (ssh-add), or name it with IdentityFile in ~/.ssh/config.';
-    return new UnreachableError(label,
-      `Could not log in to ${label} as ${s.user} (${s.hostName}:${s.port}); tried: ${this.tried.join(', ') || 'nothing usable'}`,
-      { hint, cause: err });
+    const last = this.attempts.at(-1);
+    if (last && !last.outcome) last.outcome = 'refused';
+    const offered = this.attempts.flatMap((a) => (a.file ? [a.file] : []));
+    const lines = [
+      `Could not log in to ${label} as ${s.user} (${s.hostName}:${s.port})`,
+      `  methods tried: ${this.attempts.map((a) => `${a.method} (${a.outcome ?? 'refused'})`).join(', ') || 'none that xpr could use'}`,
+      `  identity files offered: ${offered.join(', ') || 'none'}`,
+      ...(this.accepts ? [`  the server accepts: ${this.accepts.join(', ')}`] : []),
+    ];
+    return new UnreachableError(label, lines.join('\n'), { hint: this.failureHint(), cause: err });
+  }
+
+  /**
+   * What to do, most likely cause first: a key the server refused is the problem, not the
+   * password prompt that could not be shown after it.
+   */
+  private failureHint(): string {
+    const { label, settings: s, configFile } = this.target;
+    const check = `Check with: ${sshCommand(label, configFile)} true`;
+    const refused = this.attempts.filter((a) => a.file && a.outcome === 'refused').map((a) => a.file!);
+    const parts: string[] = [];
+    if (refused.length > 0) {
+      parts.push(`The server refused ${refused.length === 1 ? 'the key' : 'the keys'} ${refused.join(', ')}: add the public key ` +
+        `(${refused[0]}.pub) to ~/.ssh/authorized_keys of ${s.user} on ${s.hostName}, or name a key that is there with ` +
+        `IdentityFile in ${configFile ?? '~/.ssh/config'}.`);
+    }
+    parts.push(...this.notes);
+    if (this.unanswered.length > 0) {
+      parts.push(refused.length > 0
+        ? `(It would also take ${this.unanswered.join(' or ')} answers, which xpr asks for only on a terminal.)`
+        : `${label} asks for ${this.unanswered.join(' or ')} answers (a password or one-time code) but xpr has no terminal ` +
+          'to ask on: run once from a terminal, use a key or ssh-agent, or set XPR_SSH=system with an open ssh ControlMaster.');
+    }
+    if (parts.length === 0) {
+      parts.push('Put your public key in ~/.ssh/authorized_keys on the host, load it into ssh-agent (ssh-add), ' +
+        `or name it with IdentityFile in ${configFile ?? '~/.ssh/config'}.`);
+    }
+    return `${parts.join(' ')} ${check}`;
   }
 
   private async next(left: AuthenticationType[] | null): Promise<AnyAuthMethod | false> {
@@ -506,23 +552,22 @@ class Authenticator {
         if (left === null) return { type: 'none', username };
       } else if (step === 'agent') {
         if (!allows('publickey')) continue;
-        this.tried.push('ssh-agent');
+        this.attempts.push({ method: 'publickey from ssh-agent' });
         return { type: 'agent', username, agent: this.agent() };
       } else if (step === 'kbd' || step === 'password') {
         const method = step === 'kbd' ? 'keyboard-interactive' : 'password';
         if (left === null || !left.includes(method)) continue;
         if (!this.interactive()) {
-          this.note(`${this.target.label} asks for ${method} answers (a password or one-time code) but xpr has no terminal to ask on: ` +
-            'run once from a terminal, use a key or ssh-agent, or set XPR_SSH=system with an open ssh ControlMaster.');
+          if (!this.unanswered.includes(method)) this.unanswered.push(method);
           continue;
         }
-        this.tried.push(method);
+        this.attempts.push({ method });
         return step === 'kbd' ? this.kbdMethod(username) : { type: 'password', username, password: await this.askPassword() };
       } else {
         if (!allows('publickey')) continue;
         const key = await this.loadKey(step.file, step.configured);
         if (!key) continue;
-        this.tried.push(`key ${step.file}`);
+        this.attempts.push({ method: `publickey with key ${step.file}`, file: step.file });
         return { type: 'publickey', username, key };
       }
     }
@@ -621,6 +666,15 @@ class Authenticator {
     const s = this.target.settings;
     return ask(`${s.user}@${s.hostName}'s password: `, false);
   }
+}
+
+/** One authentication method offered to the server. */
+interface Attempt {
+  /** As a message shows it, e.g. `publickey with key /home/me/.ssh/id_ed25519`. */
+  method: string;
+  /** The identity file offered, for publickey with a key file. */
+  file?: string;
+  outcome?: 'refused' | 'accepted, more needed';
 }
 
 function firstKey(k: ParsedKey | ParsedKey[] | Error): ParsedKey | Error {

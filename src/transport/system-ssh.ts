@@ -13,6 +13,7 @@ import { UnreachableError, XprError } from '../errors.js';
 import { bashForAnyShell, shQuote, shWord } from '../util/shell.js';
 import { SERVER_ALIVE_INTERVAL_MS } from './keepalive.js';
 import { Limiter } from './limiter.js';
+import { sshCommand } from './known-hosts.js';
 import { OutcomeUnknownError } from './outcome.js';
 import { downloadCommand, existingNames, receiveTar, sendTar, uploadCommand } from './remote-tar.js';
 import { splitArgs } from './ssh-config.js';
@@ -54,6 +55,7 @@ export class SystemSshTransport implements Transport {
   readonly host: string;
   private readonly argv: string[];
   private readonly key: string;
+  private readonly configFile: string | undefined;
   private closed = false;
 
   constructor(host: string, options: SystemSshOptions = {}) {
@@ -62,6 +64,7 @@ export class SystemSshTransport implements Transport {
     const words = splitArgs(options.remshCmd ?? 'ssh');
     if (words.length === 0) throw new XprError(`remsh_cmd for ${host} is empty`, { hint: 'Set it to "ssh" or remove it.' });
     const configFile = options.configFile ?? (env['XPR_SSH_CONFIG'] || undefined);
+    this.configFile = configFile;
     const dir = controlDir();
     this.argv = [
       ...words,
@@ -116,7 +119,7 @@ export class SystemSshTransport implements Transport {
     try {
       return await this.attempts(command, idempotent, io, watch);
     } catch (e) {
-      if (e instanceof GaveUp) throw new CommandTimeoutError(this.host, command, io.timeoutMs ?? 0, io.stall ?? false);
+      if (e instanceof GaveUp) throw new CommandTimeoutError(this.host, command, io.timeoutMs ?? 0, io.stall ?? false, this.configFile);
       throw e;
     } finally {
       watch.stop();
@@ -167,7 +170,7 @@ export class SystemSshTransport implements Transport {
   private check(r: ExecResult, what: string): void {
     if (r.code === 0) return;
     throw new XprError(`${what} on ${this.host} failed (exit ${r.code ?? 'signal'}): ${r.stderr.trim()}`, {
-      hint: `Check the remote dir and free space with: ssh ${shWord(this.host)}`,
+      hint: `Check the remote dir and free space with: ${sshCommand(this.host, this.configFile)}`,
     });
   }
 }

@@ -4,7 +4,7 @@
 // reply). Giving up raises CommandTimeoutError, an UnreachableError: the engine then treats the
 // outcome as unknown, as for a dropped connection, and never re-submits blindly.
 import { UnreachableError, XprError } from '../errors.js';
-import { shWord } from '../util/shell.js';
+import { sshCommand } from './known-hosts.js';
 
 /** A status query (squeue, qstat…) answers in seconds; two minutes means the host or scheduler hangs. */
 const STATUS_TIMEOUT_MS = 2 * 60_000;
@@ -34,10 +34,11 @@ export function commandTimeouts(env: NodeJS.ProcessEnv = process.env): CommandTi
 
 /** xpr stopped waiting for a command; it may still be running on the host. */
 export class CommandTimeoutError extends UnreachableError {
-  constructor(host: string, readonly command: string, readonly timeoutMs: number, stalled: boolean) {
+  /** `configFile`: the only ssh_config read (XPR_SSH_CONFIG), for the `ssh` command in the hint. */
+  constructor(host: string, readonly command: string, readonly timeoutMs: number, stalled: boolean, configFile?: string) {
     const wait = stalled ? `moved no data for ${seconds(timeoutMs)}` : `did not finish within ${seconds(timeoutMs)}`;
     super(host, `A command on ${host} ${wait}, so xpr stopped waiting (it may still be running there): ${shorten(command)}`, {
-      hint: `${host === 'localhost' ? 'Check that the file systems it uses respond. ' : `Check that the host and its file systems respond: ssh ${shWord(host)} true. `}` +
+      hint: `${host === 'localhost' ? 'Check that the file systems it uses respond. ' : `Check that the host and its file systems respond: ${sshCommand(host, configFile)} true. `}` +
         `If the command is only slow, allow it more time with ${TIMEOUT_ENV}=<seconds> (0 for no limit).`,
     });
   }

@@ -164,6 +164,40 @@ describe('remote calls on the local system', () => {
     expect(jobs()).toHaveLength(2);
   });
 
+  it('a chunk that died of its wall time is re-attached while the time is the same, and resubmitted once it is raised', async () => {
+    const spec = { inputs: items(2), kwargs: { delayMs: 4000 } };
+    const short = viaEnv(remoteInfo({ resources: { num_cores: 1, max_time: '1s' } }));
+    const first = await drive(spec, short);
+    expect(first.code).not.toBe(0);
+    expect(first.stderr).toMatch(/JobDiedError: Job calculate_chunk_0_\S+ died \(TIMEOUT\)/);
+    // The error says how to run it again, the autoparallelize way.
+    expect(first.stderr).toContain('To run the call again: ask for a longer max_time in its remote info, or set resubmit_killed_jobs');
+    const [died] = jobs();
+
+    const same = await drive(spec, short);
+    expect(same.code).not.toBe(0);
+    expect(same.stderr).toContain('0 submitted, 1 re-attached');
+    expect(jobs().map((j) => j.id)).toEqual([died!.id]);
+
+    const longer = await drive(spec, viaEnv(remoteInfo({ resources: { num_cores: 1, max_time: '5m' } })));
+    expect(longer.code, longer.stderr).toBe(0);
+    expect(longer.stderr).toContain(`xpr: job ${died!.id} died (TIMEOUT) with max_time 1 s; resubmitting with max_time 300 s as job calculate_chunk_0_`);
+    expect(longer.stderr).toContain('1 submitted, 0 re-attached');
+    const all = jobs();
+    expect(all).toHaveLength(2);
+    const old = all.find((j) => j.id === died!.id)!;
+    expect(old).toMatchObject({ status: 'died', remoteReason: 'TIMEOUT' });
+    expect(all.find((j) => j.id === old.info.replacedBy)?.status).toBe('processed');
+  });
+
+  it('a call whose remote info fits no partition makes no job and no stage dir', async () => {
+    const r = await drive({ inputs: items(4) }, viaEnv(remoteInfo({ num_inputs_per_queued_job: 2, resources: { num_cores: 1, max_time: '5m', partitions: 'nope' } })));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/No partition/);
+    expect(jobs()).toEqual([]);
+    expect(fs.readdirSync(box.root).filter((f) => f.startsWith('run_'))).toEqual([]);
+  });
+
   it('resubmit_killed_jobs wipes and resubmits a job that died of its wall time', async () => {
     const spec = { inputs: items(2), kwargs: { delayMs: 4000 } };
     const short = await drive(spec, viaEnv(remoteInfo({ resources: { num_cores: 1, max_time: '1s' } })));

@@ -86,7 +86,7 @@ describe('WFL_EXPYRE_INFO', () => {
       fs.writeFileSync(path.join(dir, 'ri.yaml'), 'sys_name: local\nresources:\n  num_cores: 1\n  max_time: 10m\n');
       expect(parseExpyreInfo('ri.yaml', dir).kind).toBe('all');
       expect(parseExpyreInfo(path.join(dir, 'ri.yaml')).kind).toBe('all');
-      expect(() => parseExpyreInfo('missing.json', dir)).toThrow(/cannot read .*missing\.json: ENOENT/);
+      expect(() => parseExpyreInfo('missing.json', dir)).toThrow(/names the file .*missing\.json, which does not exist/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

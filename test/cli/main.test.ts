@@ -12,9 +12,16 @@ import { ConfigError, UnreachableError, XprError } from '../../src/errors.js';
 import { cliProject, openStore, seed, type CliProject } from './helpers.js';
 
 const BIN = path.resolve('bin/xpr.js');
-const COMMANDS = ['ls', 'rm', 'sync', 'reset_status', 'create_job', 'fail_job', 'db_unlock', 'cancel', 'logs', 'watch',
-  'systems', 'doctor', 'config'];
-const ALIASES = ['reset-status', 'create-job', 'fail-job', 'db-unlock'];
+
+/** An error as Node's fs gives it when a file may not be written. */
+function systemError(): NodeJS.ErrnoException {
+  return Object.assign(new Error("EACCES: permission denied, open '/some/dir/jobs.db'"), {
+    errno: -13, code: 'EACCES', syscall: 'open', path: '/some/dir/jobs.db',
+  });
+}
+const COMMANDS = ['ls', 'rm', 'sync', 'reset_status', 'create_job', 'fail_job', 'db_unlock', 'db_rebuild', 'cancel', 'logs',
+  'watch', 'systems', 'doctor', 'config'];
+const ALIASES = ['reset-status', 'create-job', 'fail-job', 'db-unlock', 'db-rebuild'];
 
 let p: CliProject;
 beforeEach(() => {
@@ -29,10 +36,10 @@ function xpr(args: string[], input?: string): { code: number | null; stdout: str
 }
 
 /** Run main() in this process with string streams. */
-async function run(args: string[], opts: { tty?: boolean; errTty?: boolean; env?: NodeJS.ProcessEnv; input?: string } = {}) {
+async function run(args: string[], opts: { tty?: boolean; errTty?: boolean; inTty?: boolean; env?: NodeJS.ProcessEnv; input?: string } = {}) {
   const stdout = Object.assign(new PassThrough(), { isTTY: opts.tty ?? false });
   const stderr = Object.assign(new PassThrough(), { isTTY: opts.errTty ?? false });
-  const stdin = new PassThrough();
+  const stdin = Object.assign(new PassThrough(), { isTTY: opts.inTty ?? false });
   stdin.end(opts.input ?? '');
   let out = '';
   let err = '';
@@ -52,6 +59,7 @@ describe('exit codes (exit.ts)', () => {
     ['a commander usage error', new CommanderError(1, 'commander.unknownOption', 'x'), EXIT.usage],
     ['commander help shown', new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)'), EXIT.ok],
     ['a TypeError (a bug)', new TypeError('x is undefined'), EXIT.internal],
+    ['a system error (the machine, not a bug)', systemError(), EXIT.user],
   ])('%s -> %i', (_what, err, code) => {
     expect(exitCodeOf(err)).toBe(code);
   });
@@ -67,6 +75,12 @@ describe('exit codes (exit.ts)', () => {
     const bug = new TypeError('x is undefined');
     expect(errorText(bug, {})).toMatch(/^xpr: internal error: x is undefined\nThis is a bug in xpr.*\n\(run with XPR_DEBUG=1 to see the stack\)\n$/);
     expect(errorText(bug, { XPR_DEBUG: '1' })).toContain('at ');
+  });
+
+  it('prints a system error (permission denied) with the path and what to check, not as a bug', () => {
+    const text = errorText(systemError(), {});
+    expect(text).toMatch(/^xpr: EACCES: permission denied, open '\/some\/dir\/jobs\.db'\n {2}Check the permissions of the path named/);
+    expect(text).not.toMatch(/bug in xpr/);
   });
 });
 
@@ -120,13 +134,15 @@ describe('bin/xpr.js', () => {
     expect(r.stderr).not.toMatch(/\n +at /);
   });
 
-  it('rm asks on stdin: y deletes, anything else keeps', () => {
+  it('rm asks on a terminal: y deletes, anything else keeps', async () => {
     seed(p, [{ name: 'one' }, { name: 'two' }]);
-    const no = xpr(['rm', '-n', 'one'], 'n\n');
+    const no = await run(['rm', '-n', 'one'], { inTty: true, input: 'n\n' });
     expect(no.code).toBe(0);
     expect(no.stderr).toMatch(/^Delete from the database 1 job\?\n  one_.*\nProceed\? \[y\/N\] $/);
     expect(no.stdout).toBe('Nothing deleted.\n');
-    const yes = xpr(['rm', '-n', 'one'], 'y\n');
+    // Without a terminal nobody can answer: exit 2 (test/clear-errors.test.ts).
+    expect(xpr(['rm', '-n', 'one'], 'y\n').code).toBe(2);
+    const yes = await run(['rm', '-n', 'one'], { inTty: true, input: 'y\n' });
     expect(yes.stdout).toMatch(/^Deleted 1 job from /);
     const store = openStore(p);
     expect(store.list().map((j) => j.name)).toEqual(['two']);

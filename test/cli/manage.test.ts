@@ -225,7 +225,7 @@ describe('xpr cancel (jobs not on a queue)', () => {
 describe('xpr db_unlock', () => {
   it('checkpoints the database', async () => {
     const r = await dbUnlock(p.ctx);
-    expect(r).toMatchObject({ dbPath: p.dbPath, busy: false });
+    expect(r).toMatchObject({ dbPath: p.dbPath, walFrames: 0 });
     expect(renderDbUnlock(r, PLAIN)).toMatch(/^Unlocked .*jobs\.db/);
   });
 

@@ -63,14 +63,19 @@ export async function ensureSlurm(): Promise<string | undefined> {
 }
 
 /**
- * Submissions SLURM's accounting recorded under a scheduler job name, for every user (an array
- * counts once). Accounting lags submission by a moment, so this waits (up to 20 s) for at least one.
+ * Rows (`fields`, `|`-separated) of SLURM's accounting for the jobs named `name`, for every user (an
+ * array once). Accounting lags the controller by a moment, so this waits (up to 20 s) for a row.
  */
-export async function submissionsNamed(name: string): Promise<Set<string>> {
+export async function accountingNamed(name: string, fields: string): Promise<string[][]> {
   for (let i = 0; ; i++) {
-    const { stdout } = await execFileP('sacct', ['-a', '-n', '-X', '-P', '--name', name, '-o', 'JobID']);
-    const ids = stdout.trim().split('\n').filter(Boolean);
-    if (ids.length || i >= 40) return new Set(ids.map((id) => id.split('_')[0]!));
+    const { stdout } = await execFileP('sacct', ['-a', '-n', '-X', '-P', '--name', name, '-o', fields]);
+    const rows = stdout.trim().split('\n').filter(Boolean).map((l) => l.split('|'));
+    if (rows.length || i >= 40) return rows;
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/** Submissions SLURM's accounting recorded under a scheduler job name (an array counts once). */
+export async function submissionsNamed(name: string): Promise<Set<string>> {
+  return new Set((await accountingNamed(name, 'JobID')).map(([id]) => id!.split('_')[0]!));
 }

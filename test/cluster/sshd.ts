@@ -35,6 +35,8 @@ export interface SshdOptions {
   port?: number;
   /** Milliseconds to wait for the port to accept connections (default 10 000). */
   readyTimeoutMs?: number;
+  /** sshd_config lines that win over the defaults with the same keyword (e.g. `PasswordAuthentication yes`). */
+  sshdConfig?: string[];
 }
 
 export interface SshdHandle {
@@ -273,6 +275,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
     writeFileSync(
       sshdConfig,
       [
+        // sshd takes the first value of a keyword: these win over the defaults below.
+        ...(opts.sshdConfig ?? []),
         `Port ${port}`,
         'ListenAddress 127.0.0.1',
         `HostKey ${hostKey}`,

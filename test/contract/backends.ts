@@ -427,7 +427,8 @@ function slurmSshBackend(account: string): Backend {
       env.XPR_SSH_CONFIG = sshd.sshConfigFile;
       return undefined;
     },
-    config: () => ({ systems: { cluster: { ...userSystemConfig(account), partitions: {
+    // The suite sets memory itself (the {max_mem} case), so the header asks for none.
+    config: () => ({ systems: { cluster: { ...userSystemConfig(account), header: ['#SBATCH --partition={partition}'], partitions: {
       short: { num_cores: 2, max_time: '5m', max_mem: '4gb' },
       debug: { num_cores: 2, max_time: '1h', max_mem: '4gb' },
     } } } }),

@@ -2,9 +2,8 @@
 // random kills of the driver, two drivers at once, the scheduler's controller and sshd restarted,
 // sshd frozen, the remote disk full, the job database locked or read-only. In every case nothing
 // may be submitted twice (SLURM's accounting counts) and the output must equal an undisturbed run's.
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import { closeAllSshConnections } from '../../src/transport/ssh.js';
 import { clusterShapeUnavailable, clusterUser, skipOrFail } from '../cluster/shape.js';
 import { START_SLURM_SCRIPT } from '../cluster/slurm.js';
 import { startSshd, type SshdHandle } from '../cluster/sshd.js';
+import { holdDatabase } from '../helpers/db-holder.js';
 import { FAULT_ACCOUNT, faultProject, output, remoteEnv, runDriver, submissions, type FaultProject } from './cluster.js';
 
 const run = promisify(execFile);
@@ -211,16 +211,15 @@ describe.skipIf(unavailable !== undefined)('faults of the driver, the cluster an
     const p = project();
     const dbFile = path.join(p.dir, '_expyre', 'jobs.db');
     JobStore.open(dbFile).close();
-    const holder = holdWriteLock(dbFile);
+    const holder = await holdDatabase(dbFile);
     try {
-      await holder.ready;
       const r = await runDriver(p, { ...remoteEnv(p), XPR_DB_BUSY_TIMEOUT: '2000' });
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(dbFile);
       expect(r.stderr).toContain('xpr db_unlock');
       expect(r.stderr).not.toMatch(STACK_FRAME);
     } finally {
-      holder.release();
+      await holder.release();
     }
     const again = await runDriver(p, remoteEnv(p));
     expect(again.code, again.stderr).toBe(0);
@@ -252,23 +251,6 @@ describe.skipIf(unavailable !== undefined)('faults of the driver, the cluster an
     expect(await submissions(p, 1000)).toBe(0);
   }, 240_000);
 });
-
-/** A child process that opens a write transaction on `dbFile` and holds it until released. */
-function holdWriteLock(dbFile: string): { ready: Promise<void>; release(): void } {
-  const child = spawn(process.execPath, ['-e', `
-    const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
-    const db = new Database(${JSON.stringify(dbFile)});
-    db.exec('BEGIN IMMEDIATE');
-    console.log('LOCKED');
-    process.stdin.on('data', () => {});
-    process.stdin.on('end', () => { db.exec('ROLLBACK'); db.close(); process.exit(0); });
-  `], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (b: Buffer) => { if (b.toString().includes('LOCKED')) resolve(); });
-    child.on('exit', (code) => reject(new Error(`the lock holder exited (${code})`)));
-  });
-  return { ready, release: () => child.stdin.end() };
-}
 
 /** Stop slurmctld for a few seconds, then start it again with the test cluster's own script. */
 async function restartSlurmctld(): Promise<void> {

@@ -87,6 +87,15 @@ describe('known_hosts', () => {
     expect(e.hint).toContain('ssh xpr-test');
   });
 
+  it('names the ssh_config file in the fix commands when xpr reads only that one (XPR_SSH_CONFIG)', () => {
+    const ctx = { host: 'xpr-test', hostName: '127.0.0.1', port: 2222, files: ['/kh'], configFile: '/my dir/ssh_config' };
+    const unknown = hostKeyError({ status: 'unknown', otherTypes: [] }, k1.blob, ctx);
+    expect(unknown.hint).toContain("accept it with: ssh -F '/my dir/ssh_config' xpr-test (answer yes)");
+    const v = checkHostKey(parseKnownHosts(`[127.0.0.1]:2222 ${k2.line}\n`, '/kh'), '[127.0.0.1]:2222', k1.blob);
+    if (v.status !== 'changed') throw new Error('expected a changed key');
+    expect(hostKeyError(v, k1.blob, ctx).hint).toContain("connect again with ssh -F '/my dir/ssh_config' xpr-test");
+  });
+
   it.skipIf(!haveKeygen)('matches hashed entries written by ssh-keygen -H', () => {
     const file = path.join(dir, 'hashed');
     fs.writeFileSync(file, `[127.0.0.1]:2222 ${k1.line}\nplain.example.org ${k2.line}\n`);

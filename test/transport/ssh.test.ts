@@ -162,7 +162,8 @@ describe('SshTransport (ssh2) against a real sshd', () => {
     const empty = path.join(work, 'known_hosts.empty');
     fs.writeFileSync(empty, '');
     const before = s.connectionsAccepted();
-    const t = ssh(SSH_HOST_ALIAS, configWithKnownHosts(s, empty));
+    const configFile = configWithKnownHosts(s, empty);
+    const t = ssh(SSH_HOST_ALIAS, configFile);
     const started = Date.now();
     const err = await t.exec('true').then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(UnreachableError);
@@ -171,7 +172,8 @@ describe('SshTransport (ssh2) against a real sshd', () => {
     expect(e.message).toContain(s.hostKeyFingerprint);
     expect(e.message).toContain('not known');
     expect(e.hint).toContain(`ssh-keyscan -p ${s.port} 127.0.0.1 >> ${empty}`);
-    expect(e.hint).toContain(`ssh ${SSH_HOST_ALIAS}`);
+    // The alias is defined only in that file, as with XPR_SSH_CONFIG: a bare `ssh xpr-test` would not find it.
+    expect(e.hint).toContain(`ssh -F ${configFile} ${SSH_HOST_ALIAS} (answer yes)`);
     expect(Date.now() - started).toBeLessThan(5000); // refused at once, not retried
     expect(s.connectionsAccepted()).toBe(before); // never logged in
   });
@@ -183,7 +185,10 @@ describe('SshTransport (ssh2) against a real sshd', () => {
     const [type, b64] = fs.readFileSync(`${other}.pub`, 'utf8').split(/\s+/);
     const changed = path.join(work, 'known_hosts.changed');
     fs.writeFileSync(changed, `# recorded earlier\n[127.0.0.1]:${s.port} ${type} ${b64}\n`);
-    const t = ssh(SSH_HOST_ALIAS, configWithKnownHosts(s, changed));
+    // The config comes from XPR_SSH_CONFIG, as a user sets it.
+    const configFile = configWithKnownHosts(s, changed);
+    const t = new SshTransport(SSH_HOST_ALIAS, { env: { XPR_SSH_CONFIG: configFile } });
+    open.push(t);
     const err = await t.exec('true').then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(UnreachableError);
     const e = err as UnreachableError;
@@ -191,6 +196,7 @@ describe('SshTransport (ssh2) against a real sshd', () => {
     expect(e.message).toContain(`${changed}:2`);
     expect(e.message).toContain(s.hostKeyFingerprint);
     expect(e.hint).toContain(`ssh-keygen -f ${changed} -R '[127.0.0.1]:${s.port}'`);
+    expect(e.hint).toContain(`connect again with ssh -F ${configFile} ${SSH_HOST_ALIAS}`);
   });
 
   it('records a first-seen key with StrictHostKeyChecking accept-new', async (ctx) => {
@@ -220,6 +226,35 @@ describe('SshTransport (ssh2) against a real sshd', () => {
     expect(e.message).toContain(`Could not log in to ${SSH_HOST_ALIAS} as ${s.user}`);
     expect(e.message).toContain(`key ${wrong}`);
     expect(e.hint).toContain(`ssh-add ${locked}`);
+  });
+
+  it('reports a wrong identity file as a refused key, not as the password prompt it could not show', async (ctx) => {
+    needSshd(ctx);
+    // A server that also takes passwords, as most sites do: after the key, it offers that.
+    const pw = await startSshd({ sshdConfig: ['PasswordAuthentication yes'] });
+    try {
+      const wrong = path.join(work, 'wrongkey2');
+      spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', wrong]);
+      const file = path.join(work, 'ssh_config.wrongkey2');
+      fs.writeFileSync(file, fs.readFileSync(pw.sshConfigFile, 'utf8').replace(`IdentityFile ${pw.identityFile}`, `IdentityFile ${wrong}`));
+      const before = pw.connectionsAccepted();
+      const t = new SshTransport(SSH_HOST_ALIAS, { env: { XPR_SSH_CONFIG: file } });
+      open.push(t);
+      const err = await t.exec('true').then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(UnreachableError);
+      const e = err as UnreachableError;
+      expect(e.message).toContain(`Could not log in to ${SSH_HOST_ALIAS} as ${pw.user}`);
+      expect(e.message).toContain(`methods tried: publickey with key ${wrong} (refused)`);
+      expect(e.message).toContain(`identity files offered: ${wrong}`);
+      expect(e.message).toMatch(/the server accepts: .*publickey.*password/);
+      expect(e.hint).toMatch(new RegExp(`^The server refused the key ${wrong}: add the public key \\(${wrong}\\.pub\\) to ~/\\.ssh/authorized_keys`));
+      expect(e.hint).toContain(`IdentityFile in ${file}`);
+      expect(e.hint).toContain(`Check with: ssh -F ${file} ${SSH_HOST_ALIAS} true`);
+      expect(e.hint).not.toMatch(/no terminal to ask on/);
+      expect(pw.connectionsAccepted()).toBe(before);
+    } finally {
+      await pw.stop();
+    }
   });
 
   it('accepts hashed known_hosts entries', async (ctx) => {
@@ -350,7 +385,7 @@ describe('SSH keepalive and timeouts against a stopped sshd (SIGSTOP: TCP still 
       const e = err as CommandTimeoutError;
       expect(e.host).toBe(HANG_ALIAS);
       expect(e.message).toMatch(/did not finish within 6 s.*squeue --me/);
-      expect(e.hint).toContain(`ssh ${HANG_ALIAS} true`);
+      expect(e.hint).toContain(`ssh -F ${config} ${HANG_ALIAS} true`);
       expect(took).toBeGreaterThanOrEqual(6000);
       expect(took).toBeLessThan(7500);
       const upStarted = Date.now();

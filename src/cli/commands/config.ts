@@ -56,7 +56,7 @@ export async function config(opts: ConfigOptions = {}): Promise<ConfigResult> {
       rootDir: project.paths.rootDir, dbPath: project.paths.dbPath, fromEnv: project.paths.fromEnv,
       configFiles: project.paths.configFiles, values: picked,
     };
-  });
+  }, { readonly: true });
 }
 
 export function renderConfig(r: ConfigResult, fmt: FormatOptions): string {

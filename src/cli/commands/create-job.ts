@@ -13,6 +13,7 @@ import { getSystem } from '../../config/load.js';
 import { XprError } from '../../errors.js';
 import type { ResourcesSpec } from '../../resources/resources.js';
 import { Job } from '../../job/job.js';
+import { planStart } from '../../job/start-plan.js';
 import { validateJobName } from '../../job/identity.js';
 import { CALL_FILE } from '../../runner/protocol.js';
 import type { JobStatus } from '../../store/status.js';
@@ -69,6 +70,13 @@ export async function createJob(opts: CreateJobOptions): Promise<CreateJobResult
   const resources = parseJson(opts.resources, '--resources', 'a JSON object, e.g. \'{"num_cores": 1, "max_time": "1h"}\'', isObject);
   const name = opts.name ?? (exportName === 'default' ? path.basename(modulePath).replace(/\.[^.]*$/, '') : exportName);
   return withProject(opts, async (project) => {
+    const start = resources ? { system: opts.system ?? 'local', resources: resources as ResourcesSpec } : undefined;
+    if (start) {
+      // Whatever is wrong with the system, the resources or the rundir is said before a job is
+      // staged or recorded; openSystem makes a system that cannot be reached exit 3.
+      openSystem(project, start.system);
+      await planStart(project, start).system.ensureRundir();
+    }
     const job = await Job.create({
       name, fn, module: modulePath, exportName, project,
       ...(args ? { args } : {}),
@@ -77,10 +85,9 @@ export async function createJob(opts: CreateJobOptions): Promise<CreateJobResult
       ...(opts.outputFiles?.length ? { outputFiles: [...opts.outputFiles] } : {}),
     });
     let submitted = false;
-    if (resources) {
-      const system = opts.system ?? 'local';
-      openSystem(project, system);
-      await job.start({ system, resources: resources as ResourcesSpec });
+    if (start) {
+      // Checked above; a submission refused or cut short from here on leaves the job `created`, for the next start.
+      await job.start(start);
       submitted = job.status !== 'created';
     }
     const r = job.info;

@@ -8,7 +8,7 @@ import { XprError } from '../../errors.js';
 import { FN_STDERR, FN_STDOUT, JOB_STDERR, JOB_STDOUT, SUBMIT_DIR } from '../../runner/protocol.js';
 import type { JobRecord, JobStore } from '../../store/jobstore.js';
 import type { Transport } from '../../transport/types.js';
-import { shQuote } from '../../util/shell.js';
+import { shQuote, shWord } from '../../util/shell.js';
 import { escapeRegex, hasDatabase, openSystem, withProject, type CommandContext } from '../common.js';
 import { problemOf, type Problem } from '../exit.js';
 import { paint, type FormatOptions } from '../format.js';
@@ -70,6 +70,7 @@ export async function logs(opts: LogsOptions): Promise<LogsResult> {
       }
     }
     if (remote) result.source = 'remote';
+    if (!remote && wanted.some((n) => n !== 'script') && !fs.existsSync(job.stageDir)) throw stageDirGone(job);
     for (const name of wanted) {
       const rel = name === 'script' ? undefined : FILES[name];
       let file: string;
@@ -89,7 +90,7 @@ export async function logs(opts: LogsOptions): Promise<LogsResult> {
       result.sections.push({ name, path: file, ...tailOf(text, opts.tail) });
     }
     return result;
-  });
+  }, { readonly: true });
 }
 
 function pickNames(files: readonly string[] | undefined): LogName[] {
@@ -111,6 +112,15 @@ export function findJob(store: JobStore, given: string): JobRecord {
   if (found.length === 0) throw new XprError(`No job with id ${given} in ${store.path}`, { hint: 'See the ids with: xpr ls -l' });
   throw new XprError(`${found.length} jobs have ids starting with ${prefix}:\n${found.slice(0, 10).map((j) => `  ${j.id}`).join('\n')}`, {
     hint: 'Give more of the id (xpr ls -l shows whole ids).',
+  });
+}
+
+/** Logs read here live in the stage dir: without it there is nothing to show, and "not yet" would mislead. */
+function stageDirGone(job: JobRecord): XprError {
+  const filter = shWord(escapeRegex(job.id));
+  return new XprError(`The stage dir of job ${job.id} (${job.status}) is gone: ${job.stageDir}`, {
+    hint: `Its logs went with it. A job that had succeeded is resubmitted by a rerun of its call; any job can be ` +
+      `forgotten with xpr rm -i ${filter}, after which its call runs afresh.`,
   });
 }
 

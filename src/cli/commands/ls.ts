@@ -1,5 +1,6 @@
 // `xpr ls`: the jobs in the database that match the filters, oldest first. Reads only the columns it
-// shows (no JSON columns) so that 100,000 jobs list in well under a second; never creates a database.
+// shows (no JSON columns) so that 100,000 jobs list in well under a second. Opens the database
+// read-only: never creates one, works on a read-only project and beside a process that writes.
 import type { ScalarField, TextColumn } from '../../store/jobstore.js';
 import { JOB_STATUSES, type JobStatus } from '../../store/status.js';
 import type { FailureReason, RemoteStatus } from '../../schedulers/types.js';
@@ -64,7 +65,7 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       jobs[i] = job;
     }
     return { dbPath, long, jobs };
-  });
+  }, { readonly: true });
 }
 
 const remoteColour = (t: string) => (t.includes('(') ? 'red' as const : undefined);
@@ -117,7 +118,7 @@ export async function lsText(opts: LsOptions, fmt: FormatOptions): Promise<strin
     const { text, widths } = project.store.listText(filter, columns.map((c) => c[1]), columns.map((c) => c[0].length));
     const header = columns.map(([h], i) => (i === columns.length - 1 ? h : h.padEnd(widths[i]!))).join('  ');
     return `${header}\n${text}\n${summaryOf(counts)}`;
-  });
+  }, { readonly: true });
 }
 
 /** formatTime with a one-entry cache: jobs recorded or updated together share their second. */

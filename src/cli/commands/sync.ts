@@ -23,6 +23,8 @@ export interface SyncedJob {
   before: JobStatus;
   after: JobStatus;
   remoteStatus: string | null;
+  /** Why it died, when it did with a reason (TIMEOUT, RESULT_MISSING, ...). */
+  remoteReason: string | null;
 }
 
 export interface SkippedJob {
@@ -62,6 +64,7 @@ export async function sync(opts: SyncOptions = {}): Promise<SyncResult> {
         const updated = await refreshJobs(project, group, { rejudgeDied: true });
         result.synced.push(...updated.map((u, i) => ({
           id: u.id, name: u.name, system: name, before: group[i]!.status, after: u.status, remoteStatus: u.remoteStatus,
+          remoteReason: u.remoteReason,
         })));
         result.systems.push({ name, jobs: group.length, ok: true });
       } catch (err) {
@@ -84,7 +87,7 @@ function skipReason(j: JobRecord): string | undefined {
 export function renderSync(r: SyncResult, fmt: FormatOptions): string {
   const lines: string[] = [];
   for (const j of r.synced) {
-    const after = paint(j.after, statusColour(j.after), fmt);
+    const after = paint(j.after, statusColour(j.after), fmt) + (j.after === 'died' && j.remoteReason ? ` (${j.remoteReason})` : '');
     lines.push(j.before === j.after ? `${j.id}: ${after}${j.remoteStatus ? ` (${j.remoteStatus})` : ''}` : `${j.id}: ${j.before} -> ${after}`);
   }
   const neverStarted = r.skipped.filter((s) => s.status === 'created').length;

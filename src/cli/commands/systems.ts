@@ -45,7 +45,7 @@ export async function systems(opts: SystemsOptions = {}): Promise<SystemsResult>
     const configured = new Set(rows.map((r) => r.name));
     const unconfigured = (store?.systems() ?? []).filter((n) => !configured.has(n)).map((name) => ({ name, jobs: count(name) }));
     return { configFiles: project.paths.configFiles, systems: rows, unconfigured };
-  });
+  }, { readonly: true });
 }
 
 export function renderSystems(r: SystemsResult, fmt: FormatOptions): string {

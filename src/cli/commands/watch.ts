@@ -2,8 +2,13 @@
 // going — refreshed every few seconds. Each refresh is one `refreshJobs` over the ongoing jobs (one
 // status query per system); nothing is queried when nothing is ongoing, the next refresh waits a
 // full interval after the previous one ended, and the interval cannot go below one second.
+//
+// Refreshing records what the systems say, so watch writes the database when it can. Where it cannot
+// (a read-only project) it reads it read-only, afresh each time, and shows the states as recorded by
+// whoever runs the jobs, without asking the systems.
 import { refreshJobs } from '../../job/engine.js';
-import type { JobRecord } from '../../store/jobstore.js';
+import { JobStore, type JobRecord } from '../../store/jobstore.js';
+import { canWrite } from '../../store/read-only.js';
 import { JOB_STATUSES, type JobStatus } from '../../store/status.js';
 import {
   groupBy, hasDatabase, knownSystems, openSystem, selection, withProject, type CommandContext, type SelectOptions,
@@ -49,6 +54,8 @@ export interface WatchSnapshot {
   jobs: WatchJob[];
   /** Jobs whose status changed in this refresh. */
   changed: number;
+  /** The database is read-only to this process: states as recorded, systems not asked. */
+  readOnly: boolean;
   problems: Problem[];
 }
 
@@ -66,36 +73,42 @@ export async function watch(opts: WatchOptions = {}): Promise<WatchSnapshot> {
     const ended = new Map<string, WatchJob>();
     let last: WatchSnapshot | undefined;
     selection(opts, () => []); // a typo in a filter is an error at once, not after the first refresh
+    const readOnly = !canWrite(project.paths.dbPath);
     for (;;) {
-      const snap: WatchSnapshot = { at: now(), interval, total: 0, counts: {}, jobs: [], changed: 0, problems: [] };
-      if (hasDatabase(project)) {
-        const store = project.store;
-        const sel = selection(opts, () => knownSystems(project, store));
-        const going = store.list({ ...sel.filter, status: onlyOngoing(sel.filter.status) });
-        const live = going.filter((j) => j.status !== 'created' && j.system);
-        const after = new Map<string, JobRecord>();
-        for (const [name, group] of groupBy(live, (j) => j.system!)) {
-          try {
-            openSystem(project, name);
-            for (const r of await refreshJobs(project, group)) after.set(r.id, r);
-          } catch (err) {
-            snap.problems.push(problemOf(err, name));
+      const snap: WatchSnapshot = { at: now(), interval, total: 0, counts: {}, jobs: [], changed: 0, readOnly, problems: [] };
+      // Read-only, each refresh reads the database afresh: an open read-only store may be a copy.
+      const store = !hasDatabase(project) ? undefined : readOnly ? JobStore.open(project.paths.dbPath, { readonly: true }) : project.store;
+      if (store) {
+        try {
+          const sel = selection(opts, () => knownSystems(project, store));
+          const going = store.list({ ...sel.filter, status: onlyOngoing(sel.filter.status) });
+          const live = readOnly ? [] : going.filter((j) => j.status !== 'created' && j.system);
+          const after = new Map<string, JobRecord>();
+          for (const [name, group] of groupBy(live, (j) => j.system!)) {
+            try {
+              openSystem(project, name);
+              for (const r of await refreshJobs(project, group)) after.set(r.id, r);
+            } catch (err) {
+              snap.problems.push(problemOf(err, name));
+            }
           }
+          const stillGoing: WatchJob[] = [];
+          for (const j of going) {
+            const r = after.get(j.id) ?? j;
+            if (r.status !== j.status) snap.changed++;
+            if (ONGOING.includes(r.status)) stillGoing.push(view(r));
+            else ended.set(r.id, view(r));
+          }
+          const counts = store.statusCounts(sel.filter);
+          for (const s of JOB_STATUSES) {
+            const n = counts[s] ?? 0;
+            if (n) snap.counts[s] = n;
+            snap.total += n;
+          }
+          snap.jobs = [...stillGoing, ...[...ended.values()].reverse()];
+        } finally {
+          if (readOnly) store.close();
         }
-        const stillGoing: WatchJob[] = [];
-        for (const j of going) {
-          const r = after.get(j.id) ?? j;
-          if (r.status !== j.status) snap.changed++;
-          if (ONGOING.includes(r.status)) stillGoing.push(view(r));
-          else ended.set(r.id, view(r));
-        }
-        const counts = store.statusCounts(sel.filter);
-        for (const s of JOB_STATUSES) {
-          const n = counts[s] ?? 0;
-          if (n) snap.counts[s] = n;
-          snap.total += n;
-        }
-        snap.jobs = [...stillGoing, ...[...ended.values()].reverse()];
       }
       last = snap;
       opts.onSnapshot?.(snap);
@@ -138,7 +151,8 @@ function countsText(s: WatchSnapshot, fmt: FormatOptions): string {
 /** One line per refresh, for logs and pipes. */
 export function renderWatchLine(s: WatchSnapshot, fmt: FormatOptions): string {
   const problems = s.problems.map((p) => ` [${p.system ?? '?'}: ${p.unreachable ? 'unreachable' : 'error'}]`).join('');
-  return `${formatTime(s.at, fmt)} ${countsText(s, fmt)}${s.changed ? ` (${s.changed} changed)` : ''}${problems}`;
+  const readOnly = s.readOnly ? ' [read-only: as recorded]' : '';
+  return `${formatTime(s.at, fmt)} ${countsText(s, fmt)}${s.changed ? ` (${s.changed} changed)` : ''}${readOnly}${problems}`;
 }
 
 /** The full screen for a terminal: counts, then one row per job, cut to `rows` lines. */
@@ -146,6 +160,7 @@ export function renderWatchScreen(s: WatchSnapshot, fmt: FormatOptions, rows = 4
   const head = [
     `xpr watch: every ${s.interval} s, last at ${formatTime(s.at, fmt)} (Ctrl-C to stop)`,
     `${s.total} jobs: ${countsText(s, fmt)}`,
+    ...(s.readOnly ? [paint('The job database is read-only here: states as recorded, systems not asked.', 'yellow', fmt)] : []),
     ...s.problems.map((p) => paint(`${p.system ?? '?'}: ${p.message.split('\n')[0]}`, 'red', fmt)),
     '',
   ];
