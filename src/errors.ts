@@ -49,6 +49,11 @@ export function forUser(err: unknown, site: string): unknown {
   // Node prints an uncaught error's own enumerable fields after its stack: the hint, a config
   // error's issues, a job's context, all of which the stack now says. They stay readable.
   for (const key of Object.keys(err)) Object.defineProperty(err, key, { enumerable: false });
+  // Node also prints the chain of causes with their stacks: keep what they say, not where inside
+  // xpr or its libraries they were thrown.
+  for (let cause = err.cause, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    cause.stack = `${cause.name}: ${cause.message}`;
+  }
   return err;
 }
 

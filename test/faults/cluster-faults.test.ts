@@ -15,6 +15,9 @@ import { startSshd, type SshdHandle } from '../cluster/sshd.js';
 import { holdDatabase } from '../helpers/db-holder.js';
 import { FAULT_ACCOUNT, faultProject, output, remoteEnv, runDriver, submissions, type FaultProject } from './cluster.js';
 
+/** What ran how often, printed at the end for the README's reliability table. */
+const faultRuns = new Map<string, string>();
+
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -58,26 +61,40 @@ describe.skipIf(unavailable !== undefined)('faults of the driver, the cluster an
     await closeAllSshConnections();
     await sshd?.stop();
     for (const p of projects) p.cleanup();
+    for (const [fault, runs] of faultRuns) console.log(`fault: ${fault}: ${runs}`);
   });
 
-  it(`killed with SIGKILL at ${RANDOM_KILLS} random moments, reruns submit each chunk once`, async () => {
-    const p = project();
-    const env = remoteEnv(p, { check_interval: 0.5 });
+  it(`a 10-chunk call killed with SIGKILL at ${RANDOM_KILLS} random moments: each rerun until done submits nothing twice`, async () => {
+    // Ten chunks of one item: one job array of ten. An undisturbed run gives the reference output
+    // and the length of a run, over which the kill moments are spread, so that every stage of the
+    // call is hit: start-up, hashing, staging, submission, polling, fetching, writing.
+    const tenChunks = (p: FaultProject) => remoteEnv(p, { num_inputs_per_queued_job: 1 });
+    const clean = project();
+    const t0 = Date.now();
+    const first = await runDriver(clean, tenChunks(clean));
+    const runMs = Date.now() - t0;
+    expect(first.code, first.stderr).toBe(0);
+    const tenReference = output(clean)!;
+    expect(await submissions(clean)).toBe(1);
+
     let kills = 0;
-    let finished = false;
-    // Kill moments spread over the length of a whole run (about 8 s here), so that every stage of
-    // the call is hit: start-up, hashing, staging, submission, polling, fetching, writing.
-    for (let i = 0; !finished; i++) {
-      const killAfterMs = kills < RANDOM_KILLS ? Math.floor(Math.random() * 9000) : undefined;
-      const r = await runDriver(p, env, killAfterMs === undefined ? {} : { killAfterMs });
-      if (r.killed && r.code === null) kills++;
-      else if (r.code === 0) finished = true;
-      else expect.fail(`a run failed on its own (exit ${r.code}):\n${r.stderr}`);
-      expect(i).toBeLessThan(RANDOM_KILLS + 5);
+    let sequences = 0;
+    while (kills < RANDOM_KILLS) {
+      // One project, run again and again, killed at a random moment each time, until a run ends.
+      const p = project();
+      for (let runs = 0; ; runs++) {
+        const killAfterMs = kills < RANDOM_KILLS ? Math.floor(Math.random() * runMs) : undefined;
+        const r = await runDriver(p, tenChunks(p), killAfterMs === undefined ? {} : { killAfterMs });
+        if (r.killed && r.code === null) kills++;
+        else if (r.code === 0) break;
+        else expect.fail(`a run failed on its own (exit ${r.code}):\n${r.stderr}`);
+        expect(runs).toBeLessThan(RANDOM_KILLS + 5);
+      }
+      sequences++;
+      expect(output(p)).toBe(tenReference);
+      expect(await submissions(p)).toBe(1);
     }
-    expect(kills).toBeGreaterThan(0);
-    expect(output(p)).toBe(reference);
-    expect(await submissions(p)).toBe(1);
+    faultRuns.set('random SIGKILL of the driver', `${kills} kills over ${sequences} calls`);
   }, 900_000);
 
   it('two drivers of the same script at once: one set of submissions, the same output for both', async () => {
@@ -159,6 +176,7 @@ describe.skipIf(unavailable !== undefined)('faults of the driver, the cluster an
     const p = project(['ServerAliveInterval 1', 'ServerAliveCountMax 3', 'ConnectTimeout 3']);
     let frozen = false;
     const t0 = Date.now();
+    let first = '';
     try {
       const r = await runDriver(p, remoteEnv(p), {
         kwargs: { delayMs: 4000 },
@@ -168,6 +186,7 @@ describe.skipIf(unavailable !== undefined)('faults of the driver, the cluster an
           sshd.signal('SIGSTOP');
         },
       });
+      first = r.stderr;
       expect(frozen).toBe(true);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(FAULT_ACCOUNT);
@@ -176,10 +195,11 @@ describe.skipIf(unavailable !== undefined)('faults of the driver, the cluster an
     } finally {
       sshd.signal('SIGCONT');
     }
-    const again = await runDriver(p, remoteEnv(p));
+    // The same call again (the same arguments, so the same jobs).
+    const again = await runDriver(p, remoteEnv(p), { kwargs: { delayMs: 4000 } });
     expect(again.code, again.stderr).toBe(0);
     expect(output(p)).toBe(reference);
-    expect(await submissions(p)).toBe(1);
+    expect(await submissions(p), `frozen run:\n${first}\nrerun:\n${again.stderr}`).toBe(1);
   }, 300_000);
 
   it('remote disk full: a clear error naming the system and dir, nothing submitted; a rerun after freeing space completes', async () => {

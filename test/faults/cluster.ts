@@ -9,6 +9,8 @@ import { promisify } from 'node:util';
 import { FIXTURES, runNode, type RunResult } from '../autopara/helpers.js';
 import { userSystemConfig } from '../cluster/cluster-config.js';
 import { driverProject } from '../cluster/shape.js';
+import { accountingNamed } from '../cluster/slurm.js';
+import { JobStore } from '../../src/store/jobstore.js';
 import type { SshdHandle } from '../cluster/sshd.js';
 
 const run = promisify(execFile);
@@ -93,21 +95,31 @@ export function output(p: FaultProject): string | undefined {
   return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
 }
 
-/** Every scheduler job (an array counts once) SLURM recorded for the project, from its accounting. */
-export async function submissions(p: FaultProject, settleMs = 3000): Promise<number> {
-  // Accounting lags the controller by a moment: wait until two reads a little apart agree.
-  let last = -1;
-  for (let i = 0; i < 20; i++) {
-    const { stdout } = await run('sacct', ['-a', '-n', '-X', '-P', '-S', slurmTime(p.since), '-o', 'JobID,JobName']);
-    const ids = new Set(stdout.trim().split('\n').filter(Boolean)
-      .map((l) => l.split('|'))
-      .filter(([, name]) => name?.startsWith(`xpr_${p.tag}_`))
-      .map(([id]) => id!.split('_')[0]!));
-    if (ids.size === last) return last;
-    last = ids.size;
-    await new Promise((r) => setTimeout(r, settleMs / 2));
+/**
+ * Every scheduler job (an array counts once) SLURM recorded for the project, from its accounting.
+ * Accounting lags the controller by a moment, so first every scheduler name the project's jobs.db
+ * knows is waited for there, then a little more, before all names with the project's tag count.
+ */
+export async function submissions(p: FaultProject, settleMs = 2000): Promise<number> {
+  for (const name of knownSchedNames(p)) await accountingNamed(name, 'JobID');
+  await new Promise((r) => setTimeout(r, settleMs));
+  const { stdout } = await run('sacct', ['-a', '-n', '-X', '-P', '-S', slurmTime(p.since), '-o', 'JobID,JobName']);
+  return new Set(stdout.trim().split('\n').filter(Boolean)
+    .map((l) => l.split('|'))
+    .filter(([, name]) => name?.startsWith(`xpr_${p.tag}_`))
+    .map(([id]) => id!.split('_')[0]!)).size;
+}
+
+/** The scheduler names of the jobs the project's jobs.db records. */
+function knownSchedNames(p: FaultProject): string[] {
+  const file = path.join(p.dir, '_expyre', 'jobs.db');
+  if (!fs.existsSync(file)) return [];
+  const store = JobStore.open(file, { readonly: true });
+  try {
+    return [...new Set(store.list().map((r) => r.schedName).filter((n): n is string => !!n))];
+  } finally {
+    store.close();
   }
-  return last;
 }
 
 function slurmTime(d: Date): string {
