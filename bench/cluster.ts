@@ -38,7 +38,9 @@ export async function benchCluster(opModule: string): Promise<Figure[]> {
     const xpr = async () => {
       const root = path.join(dir, `xpr${round++}`, '_expyre');
       fs.mkdirSync(root, { recursive: true });
-      fs.writeFileSync(path.join(root, 'config.json'), JSON.stringify({ systems: { cluster: slurmSystemConfig(path.join(dir, 'remote')) } }));
+      // The partition with as many CPUs as the machine: jobs queue at the scheduler's own limit.
+      const cluster = { ...slurmSystemConfig(path.join(dir, 'remote')), partitions: { machine: { num_cores: os.availableParallelism(), max_time: '1h', max_mem: '8gb' } } };
+      fs.writeFileSync(path.join(root, 'config.json'), JSON.stringify({ systems: { cluster } }));
       const project = Project.open({ cwd: path.dirname(root), env: { ...process.env, EXPYRE_ROOT: root, XPR_SSH: 'builtin' } });
       const before = connectionsOpened();
       const jobs = await Job.createMany(Array.from({ length: N }, (_v, i) => ({ name: `bench${i}`, fn: touch, args: [`${round}:${i}`], project })));
@@ -58,7 +60,7 @@ export async function benchCluster(opModule: string): Promise<Figure[]> {
 
     const bareScript = (k: number) => [
       `mkdir -p ${path.join(dir, `bare${k}`)} && cd ${path.join(dir, `bare${k}`)}`,
-      `id=$(sbatch --parsable --partition=debug --ntasks=1 --mem-per-cpu=200 --array=0-${N - 1} -o out.%a --wrap "node -e 'console.log(process.env.SLURM_ARRAY_TASK_ID)'")`,
+      `id=$(sbatch --parsable --partition=machine --ntasks=1 --mem-per-cpu=200 --array=0-${N - 1} -o out.%a --wrap "node -e 'console.log(process.env.SLURM_ARRAY_TASK_ID)'")`,
       'while [ -n "$(squeue -h -r -j "$id" -o %i 2>/dev/null)" ]; do sleep 0.5; done',
       'cat out.* | wc -l',
     ].join('\n');
