@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { holdDatabase, type Holder } from '../helpers/db-holder.js';
 import { cliProject, openStore, seed, type CliProject, type Seed } from './helpers.js';
+import { filesUnder } from '../helpers/files.js';
 
 const BIN = path.resolve('bin/xpr.js');
 const asRoot = process.getuid?.() === 0;
@@ -43,18 +44,7 @@ function xpr(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null
 }
 
 /** Every file under `dir` with its size: what a command must leave as it found. */
-function files(dir: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const f = path.join(d, e.name);
-      if (e.isDirectory()) walk(f);
-      else out[path.relative(dir, f)] = fs.statSync(f).size;
-    }
-  };
-  walk(dir);
-  return out;
-}
+const files = filesUnder;
 
 const rows = () => {
   const store = openStore(p);

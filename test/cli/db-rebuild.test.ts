@@ -18,6 +18,7 @@ import { distFile } from '../../src/util/paths.js';
 import * as ops from '../fixtures/cli/rebuild-ops.js';
 import { holdDatabase } from '../helpers/db-holder.js';
 import { cliProject, ONE_CORE, openProject, openStore, until, type CliProject } from './helpers.js';
+import { filesUnder } from '../helpers/files.js';
 
 const BIN = path.resolve('bin/xpr.js');
 const OPS = path.resolve('test/fixtures/cli/rebuild-ops.js');
@@ -59,18 +60,7 @@ function submissions(): number {
 }
 
 /** Every file under the project dir with its size. */
-function files(dir = p.root): Record<string, number> {
-  const out: Record<string, number> = {};
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const f = path.join(d, e.name);
-      if (e.isDirectory()) walk(f);
-      else out[path.relative(dir, f)] = fs.statSync(f).size;
-    }
-  };
-  walk(dir);
-  return out;
-}
+const files = (dir = p.root): Record<string, number> => filesUnder(dir);
 
 const records = () => {
   const store = openStore(p);
