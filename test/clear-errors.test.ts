@@ -14,8 +14,9 @@ import { Job } from '../src/job/job.js';
 import { Project } from '../src/job/project.js';
 import { Resources } from '../src/resources/resources.js';
 import type { Partition } from '../src/resources/types.js';
-import { cliProject, openStore, OPS, seed, type CliProject } from './cli/helpers.js';
+import { cliProject, jobRows, OPS, seed, type CliProject } from './cli/helpers.js';
 import { tempProject, type TempProject } from './helpers/project.js';
+import { thrown } from './helpers/thrown.js';
 
 const BIN = path.resolve('bin/xpr.js');
 const GB = 1024 ** 2;
@@ -33,15 +34,6 @@ async function rejection(p: Promise<unknown>): Promise<XprError> {
   return err as XprError;
 }
 
-function thrown(fn: () => unknown): XprError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(XprError);
-    return e as XprError;
-  }
-  throw new Error('expected an XprError, nothing was thrown');
-}
 
 describe('Job.create with something that is not a function as fn', () => {
   let t: TempProject;
@@ -226,14 +218,7 @@ describe('a destructive command with no terminal to ask on and no -y', () => {
   });
   afterEach(async () => { await p.cleanup(); });
 
-  const rows = () => {
-    const store = openStore(p);
-    try {
-      return store.list().map((j) => `${j.name}:${j.status}`);
-    } finally {
-      store.close();
-    }
-  };
+  const rows = () => jobRows(p);
 
   it.each([['rm'], ['fail_job'], ['cancel']])('%s exits 2 and changes nothing, also when y is piped in', (cmd) => {
     const before = { rows: rows(), tree: tree(p.dir) };

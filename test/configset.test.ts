@@ -7,6 +7,7 @@ import {
   ConfigSet, expandGlob, formatJsonLines, OutputSpec, OutputWriteError, parseExtxyz, parseJsonLines, type Frame, type Loc,
   type Located,
 } from '../src/configset/index.js';
+import { thrown } from './helpers/thrown.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'configset');
 
@@ -32,15 +33,6 @@ async function located<T>(cs: ConfigSet<T>): Promise<Array<[T, Loc]>> {
   return out;
 }
 
-function thrown(fn: () => unknown): XprError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(XprError);
-    return e as XprError;
-  }
-  throw new Error('expected an XprError');
-}
 
 async function thrownAsync(fn: () => Promise<unknown>): Promise<XprError> {
   try {

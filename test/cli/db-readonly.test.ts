@@ -9,7 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { holdDatabase, type Holder } from '../helpers/db-holder.js';
-import { cliProject, openStore, seed, type CliProject, type Seed } from './helpers.js';
+import { cliProject, jobRows, openStore, seed, type CliProject, type Seed } from './helpers.js';
 import { filesUnder } from '../helpers/files.js';
 
 const BIN = path.resolve('bin/xpr.js');
@@ -46,14 +46,7 @@ function xpr(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null
 /** Every file under `dir` with its size: what a command must leave as it found. */
 const files = filesUnder;
 
-const rows = () => {
-  const store = openStore(p);
-  try {
-    return store.list().map((j) => `${j.name}:${j.status}`);
-  } finally {
-    store.close();
-  }
-};
+const rows = () => jobRows(p);
 
 const READERS: [string, () => string[], RegExp][] = [
   ['ls', () => ['ls'], /^3 jobs: (1 created, 1 started|2 started), 1 succeeded$/m],

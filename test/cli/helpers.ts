@@ -82,6 +82,16 @@ export function openStore(p: CliProject): JobStore {
   return JobStore.open(p.dbPath);
 }
 
+/** Every recorded job as `name:status`, in creation order: what a command must leave as it found. */
+export function jobRows(p: CliProject): string[] {
+  const store = openStore(p);
+  try {
+    return store.list().map((j) => `${j.name}:${j.status}`);
+  } finally {
+    store.close();
+  }
+}
+
 /** Open the project as a driver script would, to create and start real jobs. */
 export function openProject(p: CliProject): Project {
   return Project.open({ cwd: p.dir, env: p.ctx.env, home: p.dir });
