@@ -27,6 +27,11 @@ WAIT_SECONDS="${XPR_SGE_WAIT:-60}"
 
 [ "$(id -u)" -eq 0 ] || die "must run as root; try: sudo $0"
 
+# Test files start Grid Engine side by side; one run of this script at a time. Daemons are
+# started with fd 9 closed, or they would hold the lock for as long as they run.
+exec 9>/run/xpr-start-sge.lock
+flock -w 600 9 || die "another start-sge.sh has held /run/xpr-start-sge.lock for 10 minutes"
+
 pid_alive() { # pid_alive FILE NAME
   local pid
   [ -s "$1" ] || return 1
@@ -98,7 +103,7 @@ if pid_alive "$QMASTER_PID" sge_qmaster; then
   say "sge_qmaster already running (pid $(cat "$QMASTER_PID"))"
 else
   say "starting sge_qmaster"
-  sge_qmaster || die "sge_qmaster failed to start; see $SPOOL/qmaster/messages"
+  sge_qmaster 9>&- || die "sge_qmaster failed to start; see $SPOOL/qmaster/messages"
 fi
 ok=0
 start=$SECONDS
@@ -191,7 +196,7 @@ if f="$(execd_pidfile)"; then
 fi
 if ! execd_pidfile >/dev/null; then
   say "starting sge_execd"
-  sge_execd || die "sge_execd failed to start; see $SPOOL/execd/*/messages"
+  sge_execd 9>&- || die "sge_execd failed to start; see $SPOOL/execd/*/messages"
 fi
 
 # The queue instance is usable once the execd has reported ('u' state gone). An error state (E,

@@ -54,6 +54,12 @@ DB_PASS=xpr-test-only
 [ "$(id -u)" -eq 0 ] || die "must run as root (it writes $CONF, /etc/munge and starts daemons); try: sudo $0"
 export PATH="$PATH:/usr/sbin:/sbin"
 
+# Test files start the cluster side by side; one run at a time, or two would each start a
+# mariadbd on the same data directory and one would die on InnoDB's lock. Daemons are started with fd 9 closed, or they would
+# hold the lock for as long as they run.
+exec 9>/run/xpr-start-slurm.lock
+flock -w 600 9 || die "another start-slurm.sh has held /run/xpr-start-slurm.lock for 10 minutes"
+
 missing=()
 for bin in munged munge unmunge slurmctld slurmd sinfo scontrol sbatch squeue; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
@@ -132,14 +138,22 @@ stop_pidfile() {
   rm -f "$file"
 }
 
+# True when the daemon NAME has died: its pid file names a dead process, or there is no pid file
+# yet and no process of that name either. Some daemons (mariadbd) write their pid file only once
+# they are ready, so a missing pid file alone means nothing.
+daemon_died() {
+  local file="$1" name="$2"
+  if [ -s "$file" ]; then ! pid_alive "$file" "$name"; else ! pgrep -x "$name" >/dev/null 2>&1; fi
+}
+
 # wait_until SECONDS PIDFILE NAME SHELL-COMMAND: retry the command (each try cut off after 10 s)
-# until it succeeds. Returns 1 on timeout, and 2 at once when the daemon NAME in PIDFILE has died
-# (checked after a 3-second grace for it to write its pid file).
+# until it succeeds. Returns 1 on timeout, and 2 at once when the daemon NAME has died (checked
+# after a 3-second grace for it to start).
 wait_until() {
   local secs="$1" pidfile="$2" name="$3" cmd="$4" start=$SECONDS
   while :; do
     if timeout 10 bash -c "$cmd" >/dev/null 2>&1; then return 0; fi
-    if [ -n "$pidfile" ] && [ $((SECONDS - start)) -ge 3 ] && ! pid_alive "$pidfile" "$name"; then return 2; fi
+    if [ -n "$pidfile" ] && [ $((SECONDS - start)) -ge 3 ] && daemon_died "$pidfile" "$name"; then return 2; fi
     [ $((SECONDS - start)) -lt "$secs" ] || return 1
     sleep 0.2
   done
@@ -180,7 +194,7 @@ if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
 else
   say "starting munged as user munge"
   rm -f /run/munge/munged.pid
-  runuser -u munge -- munged || die "munged failed to start; see /var/log/munge/munged.log"
+  runuser -u munge -- munged 9>&- || die "munged failed to start; see /var/log/munge/munged.log"
   rc=0; wait_until "$WAIT_SECONDS" /run/munge/munged.pid munged 'munge -n | unmunge' || rc=$?
   [ "$rc" -eq 0 ] || die "'munge -n | unmunge' fails: $(why_failed "$rc" munged); last log lines:
 $(tail -n 10 /var/log/munge/munged.log 2>/dev/null)"
@@ -313,7 +327,7 @@ if [ "$ACCOUNTING" = slurmdbd ]; then
     fi
     install -d -o mysql -g mysql -m 0755 /run/mysqld
     say "starting mariadbd (unix socket only)"
-    setsid mariadbd --user=mysql --skip-networking --pid-file="$MYSQL_PID" \
+    setsid mariadbd 9>&- --user=mysql --skip-networking --pid-file="$MYSQL_PID" \
       </dev/null >>"$MYSQL_LOG" 2>&1 &
     rc=0; wait_until "$WAIT_SECONDS" "$MYSQL_PID" mariadbd 'mariadb-admin ping' || rc=$?
     [ "$rc" -eq 0 ] || die "mariadbd did not come up: $(why_failed "$rc" mariadbd); last log lines:
@@ -328,7 +342,7 @@ GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" \
     say "slurmdbd already running (pid $(cat "$DBD_PID"))"
   else
     say "starting slurmdbd"
-    slurmdbd || die "slurmdbd failed to start; last log lines:
+    slurmdbd 9>&- || die "slurmdbd failed to start; last log lines:
 $(tail -n 20 "$LOG_DIR/slurmdbd.log" 2>/dev/null)"
   fi
   rc=0; wait_until "$WAIT_SECONDS" "$DBD_PID" slurmdbd 'sacctmgr -n -P list cluster format=cluster' || rc=$?
@@ -348,7 +362,7 @@ if pid_alive "$CTLD_PID" slurmctld; then
   say "slurmctld already running (pid $(cat "$CTLD_PID"))"
 else
   say "starting slurmctld"
-  slurmctld || die "slurmctld failed to start; last log lines:
+  slurmctld 9>&- || die "slurmctld failed to start; last log lines:
 $(tail -n 20 "$LOG_DIR/slurmctld.log" 2>/dev/null)"
 fi
 
@@ -360,7 +374,7 @@ if pid_alive "$SLURMD_PID" slurmd; then
   say "slurmd already running (pid $(cat "$SLURMD_PID"))"
 else
   say "starting slurmd"
-  slurmd || die "slurmd failed to start; last log lines:
+  slurmd 9>&- || die "slurmd failed to start; last log lines:
 $(tail -n 20 "$LOG_DIR/slurmd.log" 2>/dev/null)"
 fi
 
