@@ -8,6 +8,6 @@ export {
   type ExpyreInfo, type RemoteChoice, type RemoteInfoFields,
 } from './remoteinfo.js';
 export { JOB_FAILED_FLAG, NO_MARK_PROCESSED_VAR } from './remote.js';
-export { WorkerCrashedError, WorkerPool, type PoolOptions } from './pool.js';
-export { POOL_SIZE_VARS } from './poolsize.js';
+export { WorkerCrashedError, WorkerPool, type PoolOptions } from '../runner/pool.js';
+export { POOL_SIZE_VARS } from '../runner/pool-size.js';
 export { keyMatches, userFrames, type StackFrame } from './stack.js';

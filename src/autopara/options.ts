@@ -4,7 +4,7 @@
 // object it was given, turning the next call local).
 import { XprError } from '../errors.js';
 import { RemoteInfo, type RemoteInfoFields } from './remoteinfo.js';
-import { poolSizeFromEnv } from './poolsize.js';
+import { poolSizeFromEnv } from '../runner/pool-size.js';
 
 export type AnyFunction = (...args: never[]) => unknown;
 

@@ -13,7 +13,7 @@ import { refreshJobs } from '../job/engine.js';
 import { Job, type JobOptions, type StartOptions } from '../job/job.js';
 import type { AutoparaCallSpec } from '../runner/protocol.js';
 import type { JobRecord } from '../store/jobstore.js';
-import { chunk, POOL_SIZE_VARS } from './poolsize.js';
+import { chunk, POOL_SIZE_VARS } from '../runner/pool-size.js';
 import { ProgressLine, type JobCounts } from './progress.js';
 import type { RemoteInfo } from './remoteinfo.js';
 import { storeResult } from './store.js';

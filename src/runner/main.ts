@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { runAutoparaCall } from '../autopara/chunk.js';
-import { runPoolWorker } from '../autopara/worker.js';
+import { runAutoparaCall } from './chunk.js';
+import { runPoolWorker } from './pool-worker.js';
 import { decode, encode, serializeError } from '../util/codec.js';
 import { CALL_FILE, POOL_WORKER_ENV, RESULT_FILE, type CallResult, type CallSpec } from './protocol.js';
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runChunksInPool, workerExecArgv, WorkerCrashedError, WorkerPool } from '../../src/autopara/pool.js';
+import { runChunksInPool, workerExecArgv, WorkerCrashedError, WorkerPool } from '../../src/runner/pool.js';
 import { autoparallelize } from '../../src/autopara/autoparallelize.js';
 import { ConfigSet } from '../../src/configset/configset.js';
 import { OutputSpec } from '../../src/configset/outputspec.js';

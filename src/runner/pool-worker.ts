@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { serializeError } from '../util/codec.js';
 import { callOp, importOp, runInitializer, type Op } from './callop.js';
 import type { FromWorker, ToWorker } from './pool.js';
-import { POOL_WORKER_ENV } from '../runner/protocol.js';
+import { POOL_WORKER_ENV } from './protocol.js';
 
 function send(msg: FromWorker): void {
   process.send?.(msg);

@@ -3,11 +3,11 @@
 // per core the job got, EXPYRE_NUM_CORES_PER_NODE, as wfl does), and the results come back aligned
 // with the items. Pure: part of the runner bundle.
 import os from 'node:os';
-import type { CallSpec } from '../runner/protocol.js';
+import type { CallSpec } from './protocol.js';
 import { decode } from '../util/codec.js';
 import { callOp, importOp, runInitializer, type InitializerRef, type OpTarget } from './callop.js';
 import { runChunksInPool } from './pool.js';
-import { chunk, poolSizeFromEnv } from './poolsize.js';
+import { chunk, poolSizeFromEnv } from './pool-size.js';
 
 /** Worker processes for a chunk, from the call spec and the job's environment. */
 export function jobPoolSize(poolSize: NonNullable<CallSpec['autopara']>['poolSize'], env: NodeJS.ProcessEnv): number {

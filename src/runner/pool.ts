@@ -10,7 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { XprError } from '../errors.js';
 import { reviveError, type SerializedError } from '../util/codec.js';
 import type { InitializerRef, OpTarget } from './callop.js';
-import { POOL_WORKER_ENV } from '../runner/protocol.js';
+import { POOL_WORKER_ENV } from './protocol.js';
 
 export type ToWorker =
   | { type: 'init'; target: OpTarget; kwargs: Record<string, unknown>; initializer?: InitializerRef }
