@@ -26,14 +26,14 @@ export function importsOf(source: string): string[] {
 function walk(entries: string[]): { files: Map<string, string>; bare: Map<string, string> } {
   const files = new Map<string, string>(); // file -> the file that imported it first
   const bare = new Map<string, string>();
-  const queue = entries.map((f) => [f, '(entry)'] as const);
+  const queue: (readonly [string, string])[] = entries.map((f) => [f, '(entry)'] as const);
   for (const e of entries) files.set(e, '(entry)');
   while (queue.length) {
     const [file] = queue.shift()!;
     for (const spec of importsOf(fs.readFileSync(file, 'utf8'))) {
       if (!spec.startsWith('.')) { if (!bare.has(spec)) bare.set(spec, file); continue; }
       const target = path.resolve(path.dirname(file), spec).replace(/\.js$/, '.ts');
-      if (!files.has(target)) { files.set(target, file); queue.push([target, file] as const); }
+      if (!files.has(target)) { files.set(target, file); queue.push([target, file]); }
     }
   }
   return { files, bare };

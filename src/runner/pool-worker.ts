@@ -4,9 +4,7 @@
 //
 // A worker dies with its parent. A parent that closes the channel (pool closed) or dies (SIGKILL)
 // ends the worker at once: no one is left to take its results. A worker busy in a long synchronous
-// computation never sees that event, so a watchdog thread also checks the parent pid and ends the
-// process when the parent is gone.
-import { Worker } from 'node:worker_threads';
+// computation never sees that event; the pool's reaper (reaper.ts) ends it then.
 import { serializeError } from '../util/codec.js';
 import { callOp, importOp, runInitializer, type Op } from './callop.js';
 import type { FromWorker, ToWorker } from './pool.js';
@@ -14,39 +12,6 @@ import { POOL_WORKER_ENV } from './protocol.js';
 
 function send(msg: FromWorker): void {
   process.send?.(msg);
-}
-
-/** How often the watchdog looks for the parent, and how long SIGTERM gets before SIGKILL. */
-const WATCH_MS = 200;
-const TERM_GRACE_MS = 1000;
-
-/**
- * The watchdog: a thread (it runs while the main thread is blocked in an op) that ends this process
- * once its parent is gone (the process is re-parented, so the parent pid changes). SIGTERM first, so
- * an op's handler may tidy up if its thread is free; SIGKILL if the process is still there after that.
- * Eval'd source rather than a file, so it works as well inside the job runner's bundle.
- */
-const WATCHDOG = `
-const { workerData } = require('node:worker_threads');
-const { parent, self, watchMs, graceMs } = workerData;
-const timer = setInterval(() => {
-  if (process.ppid === parent) return;
-  clearInterval(timer);
-  try { process.kill(self, 'SIGTERM'); } catch {}
-  setTimeout(() => { try { process.kill(self, 'SIGKILL'); } catch {} }, graceMs);
-}, watchMs);
-`;
-
-function watchParent(): void {
-  const parent = process.ppid;
-  // Already orphaned (or a parent that is init): nothing to watch for.
-  if (parent <= 1) return;
-  const watchdog = new Worker(WATCHDOG, {
-    eval: true, workerData: { parent, self: process.pid, watchMs: WATCH_MS, graceMs: TERM_GRACE_MS },
-  });
-  // It must not keep the worker alive, nor take its failure (it cannot really fail) to the op.
-  watchdog.unref();
-  watchdog.on('error', () => {});
 }
 
 export function runPoolWorker(): void {
@@ -89,5 +54,4 @@ export function runPoolWorker(): void {
   // The parent closed the channel (pool closed, or the parent died): nothing more will come, and a
   // result could not be sent back, so chunks still queued or running are not worth finishing.
   process.on('disconnect', () => process.exit(0));
-  watchParent();
 }

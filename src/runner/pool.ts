@@ -11,6 +11,7 @@ import { XprError } from '../errors.js';
 import { reviveError, type SerializedError } from '../util/codec.js';
 import type { InitializerRef, OpTarget } from './callop.js';
 import { POOL_WORKER_ENV } from './protocol.js';
+import { Reaper } from './reaper.js';
 
 export type ToWorker =
   | { type: 'init'; target: OpTarget; kwargs: Record<string, unknown>; initializer?: InitializerRef }
@@ -93,6 +94,8 @@ export class WorkerPool {
   private nextId = 0;
   private closing = false;
   private broken: Error | undefined;
+  /** Ends the workers if this process dies without closing the pool. */
+  private readonly reaper = new Reaper();
   private readonly opts: Required<Pick<PoolOptions, 'execArgv' | 'kwargs'>> & PoolOptions;
 
   private constructor(options: PoolOptions) {
@@ -138,6 +141,7 @@ export class WorkerPool {
     const stop = new XprError('The worker pool was closed before this chunk ran');
     for (const t of this.queue.splice(0)) t.reject(stop);
     await Promise.all([...this.workers].map((w) => this.stopWorker(w, options.force ?? false)));
+    this.reaper.dismiss();
   }
 
   private spawn(): Promise<void> {
@@ -149,6 +153,7 @@ export class WorkerPool {
     });
     const w: Worker = { child, ready: false, inFlight: [], stderrTail: '' };
     this.workers.add(w);
+    this.reaper.add(child.pid);
     child.stderr?.on('data', (d: Buffer) => {
       process.stderr.write(d);
       w.stderrTail = (w.stderrTail + d.toString('utf8')).slice(-STDERR_TAIL_BYTES);
@@ -175,6 +180,7 @@ export class WorkerPool {
         }
       });
       child.on('exit', (code, signal) => {
+        this.reaper.forget(child.pid);
         const known = this.workers.delete(w);
         if (!w.ready) {
           reject(new WorkerCrashedError(child.pid, code, signal, w.stderrTail.trim()));
