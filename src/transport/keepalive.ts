@@ -5,7 +5,7 @@
 // once `intervalMs × countMax` has passed without a byte the connection is taken as lost.
 //
 // The timer is unref'd: an idle connection must not keep a finished script's process alive. While
-// an operation is under way its socket is referenced (see SshConnection.updateHold in ssh.ts), so
+// an operation is under way its socket is referenced (see SshConnection.updateHold in ssh-connection.ts), so
 // the process lives and the checks run exactly when a hang would otherwise block a caller.
 
 /** Defaults when ssh_config sets neither (OpenSSH's own defaults are "off" and 3). */
