@@ -4,7 +4,6 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, XprError } from '../src/errors.js';
 import { discoverProject, getSystem, loadConfig, projectRundir, type LoadedConfig } from '../src/config/index.js';
-import { parseJson } from '../src/config/json.js';
 
 // Every test gets a fresh tree:  <tmp>/home (fake $HOME) with <tmp>/home/proj/sub as working dir.
 let tmp: string;
@@ -348,24 +347,29 @@ describe('loadConfig: errors', () => {
   });
 });
 
-describe('parseJson', () => {
-  it('locates mistakes JSON.parse does not', () => {
+describe('loadConfig: JSON mistakes', () => {
+  it('says where each mistake is and what JSON expected there', () => {
     const cases: [string, number, number, RegExp][] = [
-      ['{"a": 1,}', 1, 9, /double-quoted key.*trailing comma/],
+      ['{"a": 1,}', 1, 9, /expected a double-quoted key, found '}' \(trailing commas are not allowed in JSON\)/],
       ['{\n"a": tru\n}', 2, 6, /expected a value/],
-      ['[1 2]', 1, 4, /expected ',' or '\]'/],
+      ['[1 2]', 1, 4, /expected ',' or '\]' after a value in an array, found '2'/],
       ['{"a": "x\ny"}', 1, 9, /control character/],
-      ['{"a": 1', 1, 8, /expected ',' or '}'.*end of file/],
-      ['{} x', 1, 4, /after the end/],
+      ['{"a": 1', 1, 8, /expected ',' or '}' after a value in an object, found end of file/],
+      ['{} x', 1, 4, /after the end of the JSON value/],
+      ['{"a" 1}', 1, 6, /expected ':' after the key, found '1'/],
+      ['{a: 1}', 1, 2, /expected a double-quoted key or '}', found 'a'/],
+      ['[1,]', 1, 4, /expected a value.*found '\]' \(trailing commas/],
+      ['{"a": "\\q"}', 1, 8, /invalid string or number at '\\'/],
+      ['{"a": -}', 1, 7, /expected a value.*found '-'/],
+      ['{"a": "x', 1, 9, /ends inside a string or number/],
+      ['', 1, 1, /expected a value.*found end of file/],
     ];
     for (const [text, line, column, message] of cases) {
-      const r = parseJson(text);
-      expect(r.ok, text).toBe(false);
-      if (!r.ok) {
-        expect({ text, line: r.error.line, column: r.error.column }).toEqual({ text, line, column });
-        expect(r.error.message).toMatch(message);
-      }
+      writeConfig(path.join(proj, '_expyre'), text);
+      const err = configError(() => load());
+      expect(err.issues, text).toHaveLength(1);
+      expect(err.issues[0]?.message, text).toMatch(new RegExp(`^invalid JSON at line ${line}, column ${column}: `));
+      expect(err.issues[0]?.message, text).toMatch(message);
     }
-    expect(parseJson('{"a": [1, 2.5e3, "\\u00e9"]}')).toEqual({ ok: true, value: { a: [1, 2500, 'é'] } });
   });
 });

@@ -4,9 +4,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parse as parseJsonTree, tokenize as tokenizeJson, type Token } from '@humanwhocodes/momoa';
 import { ConfigError, XprError, type ConfigIssue } from '../errors.js';
 import { discoverProject, type DiscoverOptions, type ProjectPaths } from './discover.js';
-import { parseJson } from './json.js';
 import { dotted, isPlainObject, mergeLayer, Origins, type JsonObject, type KeyPath } from './merge.js';
 import { normalizeConfig } from './normalize.js';
 import { validateConfig, type SystemConfig, type XprConfig } from './schema.js';
@@ -96,14 +96,18 @@ function mergeFiles(files: string[], origins: Origins): JsonObject {
       problems.push({ file, path: '', message: `cannot read: ${e instanceof Error ? e.message : String(e)}` });
       continue;
     }
-    const parsed = parseJson(text);
-    if (!parsed.ok) {
-      const { line, column, message } = parsed.error;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      const { line, column, message } = jsonMistake(text, e);
       problems.push({ file, path: '', message: `invalid JSON at line ${line}, column ${column}: ${message}` });
-    } else if (!isPlainObject(parsed.value)) {
+      continue;
+    }
+    if (!isPlainObject(value)) {
       problems.push({ file, path: '', message: 'expected a JSON object ({ "systems": { ... } }) at the top level' });
     } else {
-      mergeLayer(merged, parsed.value, file, origins);
+      mergeLayer(merged, value, file, origins);
     }
   }
   if (problems.length > 0) {
@@ -113,6 +117,74 @@ function mergeFiles(files: string[], origins: Origins): JsonObject {
     });
   }
   return merged;
+}
+
+interface JsonMistake {
+  line: number;
+  column: number;
+  message: string;
+}
+
+/**
+ * Where and why `text` is not JSON. Node's JSON.parse often names no position, so momoa parses it
+ * again for the place; momoa's own words name token types (`Unexpected token RBrace`), so the
+ * message says what JSON expected there, from momoa's tokens before that place.
+ */
+function jsonMistake(text: string, parseError: unknown): JsonMistake {
+  try {
+    parseJsonTree(text, { mode: 'json' });
+  } catch (e) {
+    if (!isMomoaError(e)) throw e;
+    const found = e.offset >= text.length ? 'end of file' : `'${text[e.offset]}'`;
+    return { line: e.line, column: e.column, message: expectedBefore(text.slice(0, e.offset), found) };
+  }
+  // momoa takes raw control characters inside strings, which JSON forbids.
+  for (const t of tokenizeJson(text, { mode: 'json' })) {
+    const at = t.type === 'String' ? /[\u0000-\u001f]/.exec(text.slice(t.loc.start.offset, t.loc.end.offset)) : null;
+    if (at) {
+      const offset = t.loc.start.offset + at.index;
+      const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
+      return {
+        line: text.slice(0, lineStart).split('\n').length,
+        column: offset - lineStart + 1,
+        message: 'control character (e.g. a newline) inside a string; write it as an escape like \\n',
+      };
+    }
+  }
+  return { line: 1, column: 1, message: parseError instanceof Error ? parseError.message : String(parseError) };
+}
+
+function isMomoaError(e: unknown): e is Error & { line: number; column: number; offset: number } {
+  return e instanceof Error && typeof (e as { offset?: unknown }).offset === 'number';
+}
+
+/** What JSON allows after `before`, said as "expected …, found <found>". */
+function expectedBefore(before: string, found: string): string {
+  let tokens: Token[];
+  try {
+    tokens = tokenizeJson(before, { mode: 'json' });
+  } catch {
+    return found === 'end of file' ? 'the file ends inside a string or number' : `invalid string or number at ${found}`;
+  }
+  const closers: string[] = [];
+  for (const t of tokens) {
+    if (t.type === 'LBrace') closers.push('}');
+    else if (t.type === 'LBracket') closers.push(']');
+    else if (t.type === 'RBrace' || t.type === 'RBracket') closers.pop();
+  }
+  const last = tokens.at(-1)?.type;
+  const close = closers.at(-1);
+  const value = 'a value (object, array, string, number, true, false or null)';
+  let expected: string;
+  if (last === undefined || last === 'Colon' || (last === 'Comma' && close === ']')) expected = value;
+  else if (last === 'LBracket') expected = `${value} or ']'`;
+  else if (last === 'LBrace') expected = "a double-quoted key or '}'";
+  else if (last === 'Comma') expected = 'a double-quoted key';
+  else if (close === undefined) return 'unexpected text after the end of the JSON value';
+  else if (close === '}' && last === 'String' && ['LBrace', 'Comma'].includes(tokens.at(-2)?.type ?? '')) expected = "':' after the key";
+  else expected = `',' or '${close}' after a value in ${close === '}' ? 'an object' : 'an array'}`;
+  const trailingComma = last === 'Comma' && (found === "'}'" || found === "']'");
+  return `expected ${expected}, found ${found}${trailingComma ? ' (trailing commas are not allowed in JSON)' : ''}`;
 }
 
 // Older ExPyRe removed a system given as null in a deeper file; keep that meaning.

@@ -3,7 +3,7 @@
 // after the call finds them where it would after a local run.
 import fs from 'node:fs';
 import path from 'node:path';
-import { expandGlob, hasGlobMagic } from '../configset/glob.js';
+import { expandFileGlob, hasGlobMagic } from '../util/file-glob.js';
 import { XprError } from '../errors.js';
 
 /** Copy the files matching `patterns` (relative to the job dir) into `dest`; returns the paths copied. */
@@ -17,7 +17,8 @@ export function copyOutputFiles(jobDir: string, patterns: readonly string[], des
       });
     }
     const found = hasGlobMagic(rel)
-      ? expandGlob(path.join(jobDir, rel)).map((f) => path.relative(jobDir, f))
+      // The job dir is the glob's cwd, not part of the pattern: a job name may hold `[` or `*`.
+      ? expandFileGlob(rel, { cwd: jobDir })
       : fs.existsSync(path.join(jobDir, rel)) ? [rel] : [];
     if (found.length === 0) {
       throw new XprError(`The job in ${jobDir} wrote no output file "${pattern}"`, {

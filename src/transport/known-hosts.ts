@@ -4,6 +4,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { UnreachableError } from '../errors.js';
 import { shWord } from '../util/shell.js';
+import { sshPatternListMatches } from './ssh-patterns.js';
 
 export interface KnownHostEntry {
   file: string;
@@ -53,13 +54,7 @@ export function knownHostsName(host: string, port: number): string {
 /** Whether the entry's host field names `name` (a `knownHostsName`). */
 export function entryMatches(entry: KnownHostEntry, name: string): boolean {
   if (entry.hosts.startsWith('|1|')) return hashedMatches(entry.hosts, name);
-  let matched = false;
-  for (const pat of entry.hosts.split(',')) {
-    if (pat.startsWith('!')) {
-      if (globMatch(pat.slice(1), name, true)) return false;
-    } else if (globMatch(pat, name, true)) matched = true;
-  }
-  return matched;
+  return sshPatternListMatches([entry.hosts], name);
 }
 
 /** `|1|salt|hash`: hash = HMAC-SHA1 of the name, keyed with the salt (both base64). */
@@ -68,12 +63,6 @@ function hashedMatches(field: string, name: string): boolean {
   if (!salt || !hash) return false;
   const mac = createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
   return mac === hash;
-}
-
-/** Shell-style `*` and `?` over the whole string. */
-export function globMatch(pattern: string, value: string, ignoreCase: boolean): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`, ignoreCase ? 'is' : 's').test(value);
 }
 
 /** Check the key a server presented for `name` against the entries of every known_hosts file. */

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { expandFileGlob, hasGlobMagic } from '../util/file-glob.js';
 import { CommandTimeoutError } from './timeouts.js';
 import type { ExecOptions, ExecResult, Transport } from './types.js';
 
@@ -66,16 +67,7 @@ function copyNames(fromDir: string, names: readonly string[], toDir: string): vo
   }
 }
 
-/** Expand `*` and `?` in the last path component of each name, as a remote shell would. */
+/** Expand the globs among `names` as a remote shell would (but `*` also matches names starting with `.`). */
 function expandGlobs(dir: string, names: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const name of names) {
-    if (!/[*?[]/.test(name)) { out.push(name); continue; }
-    const sub = path.dirname(name);
-    const re = new RegExp(`^${path.basename(name).replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-    let entries: string[] = [];
-    try { entries = fs.readdirSync(path.join(dir, sub)); } catch { /* no such dir: nothing matches */ }
-    out.push(...entries.filter((e) => re.test(e)).map((e) => path.join(sub, e)));
-  }
-  return out;
+  return names.flatMap((name) => (hasGlobMagic(name) ? expandFileGlob(name, { cwd: dir, dot: true, dirs: true }) : [name]));
 }

@@ -3,7 +3,8 @@
 // `loadSshConfig` only reads the files. Options xpr does not use are parsed and ignored.
 import fs from 'node:fs';
 import path from 'node:path';
-import { globMatch } from './known-hosts.js';
+import { expandFileGlob, hasGlobMagic } from '../util/file-glob.js';
+import { sshPatternListMatches } from './ssh-patterns.js';
 
 /** One `Keyword args` line, or an Include already read, or a Host/Match line that opens a block. */
 export type SshConfigNode =
@@ -120,7 +121,7 @@ export function parseSshConfig(
 
 /**
  * Read a config file and the files it includes (relative Include paths are taken from
- * `includeBase`, ~/.ssh for a user's config; `*` and `?` in the last component are expanded).
+ * `includeBase`, ~/.ssh for a user's config; globs are expanded, sorted).
  * A missing file gives no nodes, as for ssh.
  */
 export function loadSshConfig(file: string, options: { home: string; includeBase?: string; depth?: number }): SshConfigNode[] {
@@ -136,36 +137,14 @@ export function loadSshConfig(file: string, options: { home: string; includeBase
     if (depth >= 16) throw new Error(`${file}: Include nested too deeply`);
     let p = pattern.startsWith('~/') ? path.join(options.home, pattern.slice(2)) : pattern;
     if (!path.isAbsolute(p)) p = path.join(base, p);
-    return expandFileGlob(p).flatMap((f) => loadSshConfig(f, { ...options, includeBase: base, depth: depth + 1 }));
+    return includedFiles(p).flatMap((f) => loadSshConfig(f, { ...options, includeBase: base, depth: depth + 1 }));
   };
   return parseSshConfig(text, file, include);
 }
 
-function expandFileGlob(p: string): string[] {
-  const dir = path.dirname(p);
-  const name = path.basename(p);
-  if (!/[*?]/.test(name)) return [p];
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
-  return entries.filter((e) => globMatch(name, e, false)).sort().map((e) => path.join(dir, e));
-}
-
-/** Whether a comma/space separated pattern list matches: some positive pattern and no `!` one. */
-export function patternListMatches(patterns: readonly string[], value: string): boolean {
-  let matched = false;
-  for (const list of patterns) {
-    for (const pat of list.split(',')) {
-      if (!pat) continue;
-      if (pat.startsWith('!')) {
-        if (globMatch(pat.slice(1), value, true)) return false;
-      } else if (globMatch(pat, value, true)) matched = true;
-    }
-  }
-  return matched;
+// Unlike OpenSSH's glob(3), `*` here also matches names starting with `.` (xpr has always read those).
+function includedFiles(p: string): string[] {
+  return hasGlobMagic(p) ? expandFileGlob(p, { dot: true }) : [p];
 }
 
 /**
@@ -181,7 +160,7 @@ export function resolveSshHost(nodes: readonly SshConfigNode[], target: string, 
   const visit = (list: readonly SshConfigNode[]): void => {
     let active = true; // lines before the first Host/Match apply to every host
     for (const n of list) {
-      if (n.kind === 'host') active = patternListMatches(n.patterns, alias);
+      if (n.kind === 'host') active = sshPatternListMatches(n.patterns, alias);
       else if (n.kind === 'match') active = matchApplies(n.criteria, alias, values, cliUser, ctx);
       else if (!active) continue;
       else if (n.kind === 'include') visit(n.nodes);
@@ -247,7 +226,7 @@ function matchApplies(criteria: readonly string[], alias: string, values: Map<st
     else if (word === 'user') subject = cliUser ?? values.get('user')?.[0] ?? ctx.localUser;
     else if (word === 'localuser') subject = ctx.localUser;
     else return false;
-    if (patternListMatches([arg], subject) === negate) return false;
+    if (sshPatternListMatches([arg], subject) === negate) return false;
   }
   return true;
 }
