@@ -12,7 +12,7 @@ import { JobTimeoutError, XprError } from '../errors.js';
 import { refreshJobs } from '../job/engine.js';
 import { Job, type JobOptions, type StartOptions } from '../job/job.js';
 import type { AutoparaCallSpec } from '../runner/protocol.js';
-import type { JobRecord } from '../store/jobstore.js';
+import type { JobStatus } from '../store/status.js';
 import { chunk, POOL_SIZE_VARS } from '../runner/pool-size.js';
 import { ProgressLine, type JobCounts } from './progress.js';
 import type { RemoteInfo } from './remoteinfo.js';
@@ -77,18 +77,17 @@ function isFrame(o: Record<string, unknown>): boolean {
   return typeof o.natoms === 'number' && o.info !== null && typeof o.info === 'object' && 'arrays' in o;
 }
 
-function counts(records: readonly JobRecord[]): JobCounts {
-  const c: JobCounts = { queued: 0, running: 0, done: 0, failed: 0, total: records.length };
-  for (const r of records) {
-    if (r.status === 'created' || r.status === 'submitted') c.queued++;
-    else if (r.status === 'started') c.running++;
-    else if (r.status === 'failed' || r.status === 'died') c.failed++;
-    else c.done++;
-  }
-  return c;
+/** The progress line's counts from the count of jobs in each status. */
+function jobCounts(c: Partial<Record<JobStatus, number>>): JobCounts {
+  const n = (s: JobStatus) => c[s] ?? 0;
+  const total = Object.values(c).reduce((a, b) => a + b, 0);
+  const queued = n('created') + n('submitted');
+  const running = n('started');
+  const failed = n('failed') + n('died');
+  return { queued, running, done: total - queued - running - failed, failed, total };
 }
 
-const ONGOING = new Set(['created', 'submitted', 'started']);
+const ONGOING = new Set<JobStatus>(['created', 'submitted', 'started']);
 
 /** Run the call as jobs; returns the outputs, or undefined when not waiting for results. */
 export async function runRemote(run: RemoteRun): Promise<ConfigSet<unknown> | undefined> {
@@ -220,26 +219,21 @@ async function raiseFirstFailure(name: string, jobs: readonly Job[]): Promise<vo
  */
 async function waitForJobs(run: RemoteRun, jobs: readonly Job[]): Promise<void> {
   const { info } = run;
-  const project = jobs[0]!.project;
-  const system = project.system(info.sys_name);
-  const maxPause = (info.check_interval ?? (system.inPlace ? 2 : 30)) * 1000;
-  const deadline = Date.now() + info.timeout * 1000;
+  const system = jobs[0]!.project.system(info.sys_name);
   const progress = new ProgressLine(run.name);
-  let pause = Math.min(100, maxPause);
-  let records = jobs.map((j) => j.reload());
   try {
-    for (;;) {
-      records = await refreshJobs(project, records);
-      progress.update(counts(records));
-      if (!info.ignore_failed_jobs && records.some((r) => r.status === 'failed' || r.status === 'died')) return;
-      const ongoing = records.filter((r) => ONGOING.has(r.status));
-      if (ongoing.length === 0) return;
-      if (Date.now() >= deadline) {
-        throw new JobTimeoutError(ongoing[0]!.id, info.timeout, `${ongoing.length} of ${records.length} jobs of ${run.name} not finished`);
-      }
-      await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
-      pause = Math.min(maxPause, pause * 1.5);
-    }
+    await Job.waitAll(jobs, {
+      timeout: info.timeout,
+      checkInterval: info.check_interval ?? (system.inPlace ? 2 : 30),
+      pauses: 'growing',
+      ongoing: [...ONGOING],
+      stopOnFailure: !info.ignore_failed_jobs,
+      onProgress: (c) => progress.update(jobCounts(c)),
+    });
+  } catch (err) {
+    if (!(err instanceof JobTimeoutError)) throw err;
+    const ongoing = jobs.filter((j) => ONGOING.has(j.status)).length;
+    throw new JobTimeoutError(err.jobId, info.timeout, `${ongoing} of ${jobs.length} jobs of ${run.name} not finished`);
   } finally {
     progress.end();
   }

@@ -1,6 +1,7 @@
 // The job life cycle over the store: submit created jobs (as arrays where possible) with the intent
 // recorded first, refresh ongoing jobs with one scheduler query per system, and judge how a job that
 // left the queue ended from its own files. Shared by the Job class, autoparallelize and `xpr sync`.
+// Each status it sets goes through transitions.ts.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { shWord } from '../util/shell.js';
 import { schedulerName } from './identity.js';
 import type { Project } from './project.js';
 import { SubmitRejectedError, type SubmitOptions, type System } from './system.js';
+import { applyTransition, type JobEvent } from './transitions.js';
 
 /**
  * Seconds a job may be gone from the queue with no files before it counts as died: files written on
@@ -244,10 +246,12 @@ async function findAfterUnclearSubmit(system: System, schedName: string, err: un
 /** Record the remote ids of a submitted batch (array elements in order, or the one plain job). */
 function recordSubmitted(system: System, store: JobStore, ids: readonly string[], remoteId: string): void {
   store.transaction(() => {
-    ids.forEach((id, k) => store.update(id, {
-      status: 'submitted', remoteStatus: 'queued', submitIntent: null, submitOwner: null,
-      remoteId: ids.length > 1 ? system.scheduler.arrayElementId(remoteId, k) : remoteId,
-    }, ['created']));
+    ids.forEach((id, k) => applyTransition(store, id, {
+      event: 'submit', from: 'created', fields: {
+        remoteStatus: 'queued', submitIntent: null, submitOwner: null,
+        remoteId: ids.length > 1 ? system.scheduler.arrayElementId(remoteId, k) : remoteId,
+      },
+    }));
   });
 }
 
@@ -272,10 +276,12 @@ async function recoverIntents(project: Project, system: System, jobs: readonly J
     const index = job.info.arrayIndex;
     if (parent !== undefined) {
       const remoteId = typeof index === 'number' ? jobSystem.scheduler.arrayElementId(parent, index) : parent;
-      store.update(job.id, { status: 'submitted', remoteId, remoteStatus: 'queued', submitIntent: null, submitOwner: null }, ['created']);
+      applyTransition(store, job.id, {
+        event: 'submit', from: 'created', fields: { remoteId, remoteStatus: 'queued', submitIntent: null, submitOwner: null },
+      });
     } else if (await jobSystem.hasStarted(job)) {
       // Gone from the queue already, but it ran: its files will tell how it ended.
-      store.update(job.id, { status: 'started', remoteId: null, submitIntent: null, submitOwner: null }, ['created']);
+      applyTransition(store, job.id, { event: 'start', from: 'created', fields: { remoteId: null, submitIntent: null, submitOwner: null } });
     } else if (store.releaseIntents([job.id], job.submitOwner).length === 1) {
       fresh.push(store.get(job.id)!);
     }
@@ -344,11 +350,9 @@ function updateIfQueued(store: JobStore, job: JobRecord, state: RemoteState | un
   if (!state || !['queued', 'held', 'running'].includes(state.status)) return false;
   // Listed again after a look that missed it: its grace period starts over if it goes again.
   const { missingSince, ...info } = job.info;
-  store.update(job.id, {
-    remoteStatus: state.status,
-    ...(state.status === 'running' ? { status: 'started' as const } : {}),
-    ...(missingSince !== undefined ? { info } : {}),
-  }, ONGOING);
+  const fields = { remoteStatus: state.status, ...(missingSince !== undefined ? { info } : {}) };
+  if (state.status === 'running') applyTransition(store, job.id, { event: 'start', from: ONGOING, fields });
+  else store.update(job.id, fields, ONGOING);
   return true;
 }
 
@@ -359,23 +363,24 @@ function updateIfQueued(store: JobStore, job: JobRecord, state: RemoteState | un
  */
 function settle(store: JobStore, job: JobRecord, state: RemoteState | undefined, graceSeconds: number, verdict: Verdict | undefined): void {
   if (verdict?.status === 'died' && !state?.reason) {
-    store.update(job.id, {
-      status: 'died', remoteStatus: state?.status ?? 'done', remoteReason: verdict.reason, info: { ...job.info, diedDetail: verdict.detail },
-    }, ONGOING);
+    applyTransition(store, job.id, {
+      event: 'die', from: ONGOING,
+      fields: { remoteStatus: state?.status ?? 'done', remoteReason: verdict.reason, info: { ...job.info, diedDetail: verdict.detail } },
+    });
     return;
   }
   if (verdict && verdict.status !== 'died') {
-    store.update(job.id, {
-      status: verdict.status, remoteStatus: state?.status ?? 'done', remoteReason: state?.reason ?? null,
-    }, ONGOING);
+    applyTransition(store, job.id, {
+      event: ENDED_BY[verdict.status], from: ONGOING, fields: { remoteStatus: state?.status ?? 'done', remoteReason: state?.reason ?? null },
+    });
     return;
   }
   const now = Date.now() / 1000;
   const since = typeof job.info.missingSince === 'number' ? job.info.missingSince : now;
   if (state?.reason || now - since >= graceSeconds) {
-    store.update(job.id, {
-      status: 'died', remoteStatus: state?.status ?? 'other', remoteReason: state?.reason ?? null,
-    }, ONGOING);
+    applyTransition(store, job.id, {
+      event: 'die', from: ONGOING, fields: { remoteStatus: state?.status ?? 'other', remoteReason: state?.reason ?? null },
+    });
   } else if (job.info.missingSince === undefined) {
     store.update(job.id, { info: { ...job.info, missingSince: since } }, ONGOING);
   }
@@ -394,9 +399,12 @@ function rejudge(store: JobStore, job: JobRecord, verdict: Verdict | undefined):
   if (verdict.status === 'died') {
     store.update(job.id, { remoteReason: verdict.reason, remoteStatus: 'done', info: { ...job.info, diedDetail: verdict.detail } }, ['died']);
   } else {
-    store.update(job.id, { status: verdict.status, remoteStatus: 'done' }, ['died']);
+    applyTransition(store, job.id, { event: ENDED_BY[verdict.status], from: 'died', fields: { remoteStatus: 'done' } });
   }
 }
+
+/** The event of a verdict that the job ran to its end. */
+const ENDED_BY: Record<'succeeded' | 'failed', JobEvent> = { succeeded: 'succeed', failed: 'fail' };
 
 /**
  * How a job that is no longer running ended, as its files tell: its result, or a failure of node

@@ -11,14 +11,16 @@ import {
 import { RESULT_LOST_REASONS, type FailureReason } from '../schedulers/types.js';
 import { writeJobFile } from '../store/job-file.js';
 import type { JobRecord, NewJob } from '../store/jobstore.js';
-import { FINAL, REATTACHABLE, type JobStatus } from '../store/status.js';
+import { REATTACHABLE, type JobStatus } from '../store/status.js';
 import { decode } from '../util/codec.js';
 import { shWord } from '../util/shell.js';
+import { cancelJobs, whyNotCancellable } from './cancel.js';
 import { bundleModule, callerFile, checkCalls, locateFunction, runnerBundle, writeBundle, type AnyFunction } from './code.js';
 import { readResult, refreshJobs, submitJobs } from './engine.js';
 import { callHash, encodeCall, hashDiff, newJobId, validateJobName } from './identity.js';
 import { currentProject, type Project } from './project.js';
 import { askInfo, describeChange, planStart, recordedAsk, sameAsk, type StartOptions, type StartPlan } from './start-plan.js';
+import { applyTransition, changedMeanwhile, type JobEvent, type Transition } from './transitions.js';
 
 export type { StartOptions } from './start-plan.js';
 
@@ -55,6 +57,20 @@ export interface ResultsOptions {
   timeout?: number;
   /** Longest pause between status checks, in seconds; checks start fast and back off to this. */
   checkInterval?: number;
+}
+
+export interface WaitOptions extends ResultsOptions {
+  onProgress?: (counts: Partial<Record<JobStatus, number>>) => void;
+  /** Return as soon as a job has failed or died, without waiting for the others. */
+  stopOnFailure?: boolean;
+  /** Statuses still waited for; default submitted and started. */
+  ongoing?: readonly JobStatus[];
+  /**
+   * How the pause between rounds is chosen: 'adaptive' (the default) looks again soon while jobs
+   * change state and backs off while nothing moves; 'growing' starts at 0.1 s and grows by half each
+   * round. Both stop at the check interval.
+   */
+  pauses?: 'adaptive' | 'growing';
 }
 
 export interface JobResults<T = unknown> {
@@ -281,7 +297,10 @@ export class Job {
   /** Record a succeeded job as died for want of its result; a processed one stays (a rerun runs anew anyway). */
   private markLost(reason: FailureReason, detail: string): void {
     const r = this.record;
-    this.project.store.update(r.id, { status: 'died', remoteReason: reason, info: { ...r.info, diedDetail: detail } }, ['succeeded']);
+    // Another process that got there first has recorded the same loss.
+    applyTransition(this.project.store, r.id, {
+      event: 'lose_result', from: 'succeeded', fields: { remoteReason: reason, info: { ...r.info, diedDetail: detail } },
+    });
     this.reload();
   }
 
@@ -375,33 +394,29 @@ export class Job {
   /**
    * Wait for many jobs at once: each round is one status query per system, however many jobs.
    * Calls `onProgress` with the count of jobs in each status after every round. Returns when none
-   * is still submitted or started; throws JobTimeoutError after `timeout` seconds.
+   * is still submitted or started (or in `ongoing`), or with `stopOnFailure` as soon as one has failed
+   * or died; throws JobTimeoutError after `timeout` seconds. The records of `jobs` are kept up to date.
    */
-  static async waitAll(jobs: readonly Job[], options: ResultsOptions & {
-    onProgress?: (counts: Partial<Record<JobStatus, number>>) => void;
-  } = {}): Promise<void> {
+  static async waitAll(jobs: readonly Job[], options: WaitOptions = {}): Promise<void> {
     if (jobs.length === 0) return;
     const project = jobs[0]!.project;
     const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout * 1000;
-    const inPlace = jobs.every((j) => !j.record.system || project.system(j.record.system).inPlace);
-    const maxPause = (options.checkInterval ?? (inPlace ? 2 : 30)) * 1000;
-    let pause = Math.min(100, maxPause);
-    let lastShape = '';
+    const inPlace = () => jobs.every((j) => !j.record.system || project.system(j.record.system).inPlace);
+    // Looked up only when needed: a caller that gives the interval may have jobs on systems gone from the config.
+    const maxPause = (options.checkInterval ?? (inPlace() ? 2 : 30)) * 1000;
+    const ongoing = options.ongoing ?? ['submitted', 'started'];
+    const nextPause = options.pauses === 'growing' ? growingPauses(maxPause) : adaptivePauses(maxPause);
     for (;;) {
       const records = await refreshJobs(project, jobs.map((j) => j.reload()));
       records.forEach((r, i) => { jobs[i]!.record = r; });
       const counts: Partial<Record<JobStatus, number>> = {};
       for (const r of records) counts[r.status] = (counts[r.status] ?? 0) + 1;
       options.onProgress?.(counts);
-      const waiting = records.filter((r) => r.status === 'submitted' || r.status === 'started');
+      if (options.stopOnFailure && (counts.failed || counts.died)) return;
+      const waiting = records.filter((r) => ongoing.includes(r.status));
       if (waiting.length === 0) return;
       if (Date.now() >= deadline) throw new JobTimeoutError(waiting[0]!.id, options.timeout ?? 0, waiting[0]!.status);
-      // Adaptive: while jobs are changing state more changes are near, so look again soon; while
-      // nothing moves, back off towards the check interval.
-      const shape = JSON.stringify(counts);
-      pause = shape === lastShape ? Math.min(maxPause, pause * 1.5) : Math.min(250, maxPause);
-      lastShape = shape;
-      await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
+      await new Promise((r) => setTimeout(r, Math.min(nextPause(counts), Math.max(0, deadline - Date.now()))));
     }
   }
 
@@ -485,21 +500,30 @@ export class Job {
     });
   }
 
-  /** Cancel the job on its system; it then ends as died (CANCELLED). */
+  /**
+   * Cancel the job as `xpr cancel` does: on its system, where it then ends as died (CANCELLED); one
+   * never submitted is marked failed (CANCELLED). Nothing happens to a job that has ended, or whose
+   * submission was cut short (the next start resolves that).
+   */
   async cancel(): Promise<void> {
     const r = this.reload();
-    if (FINAL.includes(r.status) || !r.system) return;
-    if (r.remoteId) await this.project.system(r.system).cancel([r.remoteId]);
-    if (r.status === 'created') {
-      this.project.store.update(r.id, { status: 'failed', remoteReason: 'CANCELLED' }, ['created']);
-      this.reload();
-    }
+    if (whyNotCancellable(r) !== undefined) return;
+    const { failures } = await cancelJobs(this.project, [r]);
+    this.reload();
+    if (failures.length) throw failures[0]!.error;
   }
 
   /** Mark the job's results as consumed: an identical new call then runs afresh. */
   markProcessed(): void {
-    this.project.store.update(this.id, { status: 'processed' });
-    this.reload();
+    this.moveOn('process', 'marked processed');
+  }
+
+  /** Apply a transition from the status the job is in now; another process changing it first is an error. */
+  private moveOn(event: JobEvent, doing: string, fields?: Transition['fields']): void {
+    const r = this.reload();
+    const moved = applyTransition(this.project.store, r.id, { event, from: r.status, ...(fields ? { fields } : {}) });
+    if (!moved.applied) throw changedMeanwhile(r.id, r.status, moved.record, doing);
+    this.record = moved.record;
   }
 
   /**
@@ -517,14 +541,39 @@ export class Job {
     } else {
       fs.rmSync(path.join(r.stageDir, CALL_FILE), { force: true });
     }
-    this.project.store.update(r.id, { status: 'cleaned', info: { ...r.info, wiped: options.wipe ?? false } });
-    this.reload();
+    this.moveOn('clean', 'cleaned', { info: { ...r.info, wiped: options.wipe ?? false } });
   }
 }
 
 // A mistake in a call shows the user's own line, not xpr's insides (see boundary.ts).
 userEntryPoints(Job, ['get', 'create', 'createMany', 'startMany', 'waitAll']);
 userEntryPoints(Job.prototype, ['start', 'sync', 'getResults', 'cancel', 'clean', 'markProcessed']);
+
+/**
+ * Adaptive pauses: while jobs are changing state more changes are near, so look again soon; while
+ * nothing moves, back off towards the check interval.
+ */
+function adaptivePauses(maxPause: number): (counts: Partial<Record<JobStatus, number>>) => number {
+  let pause = Math.min(100, maxPause);
+  let lastShape = '';
+  return (counts) => {
+    const shape = JSON.stringify(counts);
+    pause = shape === lastShape ? Math.min(maxPause, pause * 1.5) : Math.min(250, maxPause);
+    lastShape = shape;
+    return pause;
+  };
+}
+
+/** Pauses from 0.1 s growing by half each round, up to the check interval, whatever the jobs do. */
+function growingPauses(maxPause: number): () => number {
+  let pause = Math.min(100, maxPause);
+  let first = true;
+  return () => {
+    if (!first) pause = Math.min(maxPause, pause * 1.5);
+    first = false;
+    return pause;
+  };
+}
 
 /** Why a new call did not re-attach to the newest earlier job of the same name. */
 function missReason(earlier: JobRecord | undefined, hash: string, parts: Record<string, string>): string {

@@ -280,14 +280,6 @@ export class System {
     if (remoteIds.length) await this.run(this.scheduler.cancelCommand([...remoteIds]), 'Cancelling', { inRundir: false });
   }
 
-  async hold(remoteIds: readonly string[]): Promise<void> {
-    if (remoteIds.length) await this.run(this.scheduler.holdCommand([...remoteIds]), 'Holding', { inRundir: false });
-  }
-
-  async release(remoteIds: readonly string[]): Promise<void> {
-    if (remoteIds.length) await this.run(this.scheduler.releaseCommand([...remoteIds]), 'Releasing', { inRundir: false });
-  }
-
   /** Remove a job's dir on the system (never the local stage dir: that is the caller's choice). */
   async removeRemote(job: RemoteJob): Promise<void> {
     if (this.inPlace) return;

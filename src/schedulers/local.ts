@@ -73,6 +73,4 @@ export const local: Scheduler = {
   parseRecord: () => new Map(),
 
   cancelCommand: (ids) => `${localq()} cancel ${ids.map(shQuote).join(' ')}`,
-  holdCommand: (ids) => `${localq()} hold ${ids.map(shQuote).join(' ')}`,
-  releaseCommand: (ids) => `${localq()} release ${ids.map(shQuote).join(' ')}`,
 };

@@ -77,7 +77,7 @@ function pbsKey(id: string): string {
   return /^\d+(?:\[\d*\])?/.exec(id.trim())?.[0] ?? id.trim();
 }
 
-/** `1234[5].server` → `1234[].server`: holds and name look-ups act on a whole array. */
+/** `1234[5].server` → `1234[].server`: status queries and name look-ups act on a whole array. */
 function arrayParent(id: string): string {
   return id.replace(/^(\d+)\[\d+\]/, '$1[]');
 }
@@ -323,15 +323,6 @@ function makePbs(flavor: Flavor): Scheduler {
     cancelCommand(ids) {
       requireIds(ids, `${tag}.cancelCommand`);
       return flavor === 'pro' ? `qdel ${idList(ids)}` : byQstat(wrapperQdel(ids), `qdel ${idList(ids)}`);
-    },
-    // PBS Pro refuses to hold a single subjob; both families hold a whole array by its parent id.
-    holdCommand(ids) {
-      requireIds(ids, `${tag}.holdCommand`);
-      return `qhold ${idList(unique(ids.map(arrayParent)))}`;
-    },
-    releaseCommand(ids) {
-      requireIds(ids, `${tag}.releaseCommand`);
-      return `qrls ${idList(unique(ids.map(arrayParent)))}`;
     },
   };
 }

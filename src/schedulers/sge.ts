@@ -237,12 +237,4 @@ export const sge: Scheduler = {
     requireIds(ids, 'sge.cancelCommand');
     return `qdel ${idList(ids)}`;
   },
-  holdCommand(ids) {
-    requireIds(ids, 'sge.holdCommand');
-    return `qhold ${idList(ids)}`;
-  },
-  releaseCommand(ids) {
-    requireIds(ids, 'sge.releaseCommand');
-    return `qrls ${idList(ids)}`;
-  },
 };

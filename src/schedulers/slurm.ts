@@ -216,12 +216,4 @@ export const slurm: Scheduler = {
     requireIds(ids, 'slurm.cancelCommand');
     return `scancel ${idList(ids)}`;
   },
-  holdCommand(ids) {
-    requireIds(ids, 'slurm.holdCommand');
-    return `scontrol hold ${idList(ids)}`;
-  },
-  releaseCommand(ids) {
-    requireIds(ids, 'slurm.releaseCommand');
-    return `scontrol release ${idList(ids)}`;
-  },
 };

@@ -3,7 +3,7 @@
 // Transport, so every scheduler is tested with literal captured output.
 import type { NodeChoice } from '../resources/types.js';
 
-/** Remote status names as ExPyRe's (DESIGN §2). */
+/** Remote status names as ExPyRe's. */
 export type RemoteStatus = 'queued' | 'held' | 'running' | 'done' | 'failed' | 'timeout' | 'other';
 
 /**
@@ -88,6 +88,4 @@ export interface Scheduler {
   parseRecord(stdout: string, ids: string[]): Map<string, RemoteState>;
 
   cancelCommand(ids: string[]): string;
-  holdCommand(ids: string[]): string;
-  releaseCommand(ids: string[]): string;
 }

@@ -458,8 +458,11 @@ function slurmSshBackend(account: string): Backend {
   };
 }
 
-/** The backends on this account, reached without SSH. */
-export const BACKENDS: Backend[] = [localBackend(), slurmBackend(), pbsBackend(), sgeBackend(), torqueBackend()];
+/** The backends that need no daemon: the local queue, and PBS through its shim over the local queue. */
+export const daemonlessBackends = (): Backend[] => [localBackend(), pbsBackend()];
+
+/** The test cluster's schedulers on this account, reached without SSH. */
+export const clusterBackends = (): Backend[] => [slurmBackend(), sgeBackend(), torqueBackend()];
 
 /** SLURM over SSH as each cluster account, in a user's shape. */
 export const SSH_BACKENDS: Backend[] = CLUSTER_USERS.map((u) => slurmSshBackend(u.name));

@@ -1,5 +1,5 @@
 // The scheduler contract: the same cases, through xpr's real code paths (Job.create → startMany →
-// waitAll/getResults, cancel, hold/release, find-by-name recovery), over each backend given to
+// waitAll/getResults, cancel, a hold kept and released, find-by-name recovery), over each backend given to
 // `defineContract` (backends.ts): the local queue, the real one-node SLURM (here, and over SSH as
 // the cluster's own accounts), the real Grid Engine, Torque as SLURM's Torque wrappers over that
 // SLURM, and PBS Professional through the command shim in test/shims/pbs. A backend that cannot run
@@ -9,13 +9,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobDiedError, RemoteError } from '../../src/errors.js';
-import { runnerBundle } from '../../src/job/code.js';
 import { schedulerName } from '../../src/job/identity.js';
 import { Job, stderrTail, type StartOptions } from '../../src/job/job.js';
-import { Resources } from '../../src/resources/resources.js';
-import { CODE_DIR, RESULT_FILE, STARTED_FILE, SUBMIT_DIR } from '../../src/runner/protocol.js';
+import { RESULT_FILE, STARTED_FILE, SUBMIT_DIR } from '../../src/runner/protocol.js';
+import { shQuote } from '../../src/util/shell.js';
+import { runDriver } from '../helpers/driver.js';
 import * as ops from '../fixtures/jobs/ops.js';
-import type { Backend, BackendKind } from './backends.js';
+import { LOCALQ_MAIN, type Backend, type BackendKind } from './backends.js';
 import { contractProject, type ContractProject } from './project.js';
 
 const OPS = path.resolve('test/fixtures/jobs/ops.js');
@@ -34,6 +34,16 @@ const HOLD_DIRECTIVE: Record<BackendKind, string> = {
   pbs: '#PBS -h',
   sge: '#$ -h',
   torque: '#PBS -h',
+};
+
+/** The scheduler's own commands that hold and release a job (xpr never does either), given its id. */
+const localq = `${shQuote(process.execPath)} ${shQuote(LOCALQ_MAIN)}`;
+const HOLD_COMMANDS: Record<BackendKind, { hold: string; release: string }> = {
+  local: { hold: `${localq} hold`, release: `${localq} release` },
+  slurm: { hold: 'scontrol hold', release: 'scontrol release' },
+  pbs: { hold: 'qhold', release: 'qrls' },
+  sge: { hold: 'qhold', release: 'qrls' },
+  torque: { hold: 'qhold', release: 'qrls' },
 };
 
 /** Lines of a status query in a command log (the transport runs `cd <rundir> && <command>`). */
@@ -230,19 +240,25 @@ export async function defineContract(backends: readonly Backend[]): Promise<void
       if (backend.namesCancel) expect((err as JobDiedError).reason).toBe('CANCELLED');
     }));
 
-    it('holds and releases a job through System.hold/release, and it then runs', () => withProject(backend, async (p) => {
+    it("keeps a job held with the scheduler's own hold, and it runs once released", () => withProject(backend, async (p) => {
       const job = await create(p, 'held', ops.scale, { args: [[7]], kwargs: { factor: 1 } });
       // Submitted held (the scheduler's own directive), so the job is certainly still queued when
-      // System.hold acts on it; hold must keep it held, release must let it run.
+      // the hold command acts on it; hold must keep it held, release must let it run.
       await job.start(startOptions(backend, { headerExtra: [HOLD_DIRECTIVE[backend.kind]] }));
       const held = backend.reportsHeld ? 'held' : 'queued';
       await syncUntil(job, (j) => j.info.remoteStatus === held, 30_000);
-      await p.system.hold([job.info.remoteId!]);
-      await sleep(1500);
+      const { hold, release } = HOLD_COMMANDS[backend.kind];
+      const run = async (command: string) => expect(await p.transport.exec(`${command} ${shQuote(job.info.remoteId!)}`)).toMatchObject({ code: 0 });
+      await run(hold);
+      // A job submitted after the hold that has run to its end shows the scheduler has since started
+      // what it could: the held one is still waiting only because it is held.
+      const later = await create(p, 'after-hold', ops.scale, { args: [[1]], kwargs: { factor: 1 } });
+      await later.start(startOptions(backend));
+      expect((await later.getResults(WAIT)).result).toEqual([1]);
       expect(await job.sync()).toBe('submitted');
       expect(job.info.remoteStatus).toBe(held);
       expect(fs.existsSync(path.join(backend.localPath(p.system.remoteDirOf(job.id)), STARTED_FILE))).toBe(false);
-      await p.system.release([job.info.remoteId!]);
+      await run(release);
       expect((await job.getResults(WAIT)).result).toEqual([7]);
     }));
 
@@ -264,31 +280,32 @@ export async function defineContract(backends: readonly Backend[]): Promise<void
     it('finds a job by name after a driver crashed between submit and record', () => withProject(backend, async (p) => {
       const log = path.join(backend.sharedDir(p.dir), `runs-${token()}.log`);
       const call = { name: 'once', fn: ops.counted, args: [7], module: OPS, envVars: { XPR_TEST_RUN_LOG: log } };
-      const job = await Job.create({ ...call, project: p.project });
-      // What submitJobs does up to the crash: stage, record the intent, submit through the scheduler's
-      // own submit command, and then die before recording the remote id.
-      const runner = await runnerBundle();
-      const runnerFile = `runner-${runner.hash}.mjs`;
-      fs.mkdirSync(path.join(p.root, CODE_DIR), { recursive: true });
-      fs.writeFileSync(path.join(p.root, CODE_DIR, runnerFile), runner.code);
-      const system = p.system;
-      const schedName = schedulerName('once');
-      p.project.store.update(job.id, { system: system.name, schedName, remoteDir: system.remoteDirOf(job.id), submitIntent: Date.now() / 1000 });
-      const node = Resources.parse({ num_cores: 1, max_time: '5m' }).findNodes(system.config.partitions, { partialNode: true });
-      const script = system.writeScript([job.id], schedName, node, {
-        headerExtra: [], preCmds: [], postCmds: [], envVars: call.envVars, runnerHash: runner.hash,
-      });
-      const installCode = await system.stage([job.id], [script], [String(job.info.info.codeFile), runnerFile]);
-      const sub = await system.submit(script, 1, installCode);
-      expect(Job.get(job.id, p.project).info.remoteId).toBeNull();
+      // A driver process making the same call, killed by its crash point right after the submit
+      // command returned, before it recorded the remote id.
+      const driver = path.join(p.dir, 'driver.mjs');
+      fs.writeFileSync(driver, `
+        import { Job, Project } from ${JSON.stringify(path.resolve('dist/src/index.js'))};
+        import { counted } from ${JSON.stringify(OPS)};
+        const project = Project.open();
+        const job = await Job.create({ name: 'once', fn: counted, args: [7], module: ${JSON.stringify(OPS)}, envVars: ${JSON.stringify(call.envVars)}, project });
+        await job.start(${JSON.stringify(startOptions(backend))});
+      `);
+      const killed = await runDriver(driver, p.dir, { ...backend.env, EXPYRE_ROOT: p.root, XPR_TEST_CRASH_AT: 'after-submit' });
+      expect(killed.signal, killed.stderr).toBe('SIGKILL');
+      const [left] = p.project.store.list();
+      expect(left).toMatchObject({ status: 'created', system: backend.system, remoteId: null });
+      expect(left!.submitIntent).not.toBeNull();
+      const schedName = left!.schedName!;
+      expect(await settledCount(backend, schedName, 1)).toBe(1);
 
       // The next run of the driver: same call, re-attached, started again, found by name.
       const next = p.reopen();
       const again = await Job.create({ ...call, project: next.project });
       expect(again.reattached).toBe(true);
-      expect(again.id).toBe(job.id);
+      expect(again.id).toBe(left!.id);
       await again.start(startOptions(backend));
-      expect(again.info.remoteId).toBe(sub.remoteId);
+      expect(again.info.schedName).toBe(schedName);
+      expect(again.info.remoteId).toMatch(/\S/);
       expect(next.transport.commands.filter((c) => SUBMIT_COMMAND[backend.kind].test(c))).toHaveLength(0);
       expect((await again.getResults(WAIT)).result).toBe(8);
       expect(fs.readFileSync(log, 'utf8')).toBe('7\n');
@@ -314,9 +331,13 @@ export async function defineContract(backends: readonly Backend[]): Promise<void
       for (const j of second) results.push((await j.getResults(WAIT)).result);
       expect(results).toEqual([[5], [10]]);
       expect(next.transport.commands.filter((c) => SUBMIT_COMMAND[backend.kind].test(c))).toHaveLength(0);
-      // Accounting can lag a second behind: give a stray submission the time to show up.
-      await sleep(1500);
+      // The scheduler lists jobs in the order they were submitted, with a lag: once a job submitted
+      // after everything else is listed, a stray submission of these calls would be listed too.
+      const last = await Job.create({ name: `${tag}-end`, fn: ops.scale, args: [[0]], kwargs: { factor: 1 }, module: OPS, project: next.project });
+      await last.start(startOptions(backend));
+      expect(await settledCount(backend, `${schedulerName(`${tag}-end`).replace(/_[^_]*$/, '')}_`, 1)).toBe(1);
       expect(await backend.countJobs(prefix)).toBe(1);
+      await last.getResults(WAIT);
     }));
 
     it('makes one scheduler query per poll round for many jobs', () => withProject(backend, async (p) => {

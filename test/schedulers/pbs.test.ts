@@ -132,9 +132,7 @@ describe('pbs directives', () => {
 });
 
 describe('pbs commands', () => {
-  it('holds and releases whole arrays (PBS Pro cannot hold one subjob); cancels elements', () => {
-    expect(pbs.holdCommand(['4210[1].pbs01', '4210[2].pbs01', '4300.pbs01'])).toBe(`qhold '4210[].pbs01' '4300.pbs01'`);
-    expect(pbs.releaseCommand(['4210[1].pbs01'])).toBe(`qrls '4210[].pbs01'`);
+  it('cancels array elements one by one', () => {
     expect(pbs.cancelCommand(['4210[1].pbs01'])).toBe(`qdel '4210[1].pbs01'`);
   });
   it('has no separate record query: qstat -x in the status query is the record', () => {

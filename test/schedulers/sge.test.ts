@@ -109,8 +109,6 @@ describe('sge directives and commands', () => {
   it('commands', () => {
     expect(sge.statusCommand(['7001'])).toBe(`qstat -xml -u "$(id -un)"`);
     expect(sge.cancelCommand(['7010.2', '7001'])).toBe(`qdel '7010.2' '7001'`);
-    expect(sge.holdCommand(['7010.2'])).toBe(`qhold '7010.2'`);
-    expect(sge.releaseCommand(['7010.2'])).toBe(`qrls '7010.2'`);
     expect(sge.formatTime(90061)).toBe('25:01:01');
   });
 });

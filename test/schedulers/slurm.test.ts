@@ -120,8 +120,6 @@ describe('slurm commands', () => {
   });
   it('acts on the given ids, quoted', () => {
     expect(slurm.cancelCommand(['12', '13_4'])).toBe(`scancel '12' '13_4'`);
-    expect(slurm.holdCommand(['12'])).toBe(`scontrol hold '12'`);
-    expect(slurm.releaseCommand(['12'])).toBe(`scontrol release '12'`);
     expect(() => slurm.cancelCommand([])).toThrow(RangeError);
   });
   it('directives: name, output files, array range with per-task files', () => {

@@ -1,20 +1,16 @@
-// `xpr cancel`: stop the selected jobs. Queued and running jobs are cancelled on their systems, one
-// cancel command per system, then synced once so that they show as died (CANCELLED); jobs never
-// submitted are marked failed (CANCELLED) so that no later run submits them.
-import { refreshJobs } from '../../job/engine.js';
+// `xpr cancel`: stop the selected jobs, as `Job.cancel` does (job/cancel.ts). Queued and running jobs
+// are cancelled on their systems, one cancel command per system, then synced once so that they show
+// as died (CANCELLED); jobs never submitted are marked failed (CANCELLED) so that no later run
+// submits them.
+import { cancelJobs, whyNotCancellable } from '../../job/cancel.js';
 import type { JobRecord } from '../../store/jobstore.js';
 import type { JobStatus } from '../../store/status.js';
-import {
-  confirmed, groupBy, hasDatabase, knownSystems, openSystem, requireSelection, selection, withProject,
-  type CommandContext, type Confirm, type SelectOptions,
-} from '../common.js';
+import { confirmed, openSystem, withProject } from '../common.js';
 import { problemOf, type Problem } from '../exit.js';
 import { listSome, plural, type FormatOptions } from '../format.js';
+import { selectedJobs, type ConfirmedSelectOptions } from '../selected-jobs.js';
 
-export interface CancelOptions extends CommandContext, SelectOptions {
-  yes?: boolean;
-  confirm?: Confirm;
-}
+export type CancelOptions = ConfirmedSelectOptions;
 
 export interface CancelResult {
   dbPath: string;
@@ -30,44 +26,27 @@ export interface CancelResult {
 
 export async function cancel(opts: CancelOptions): Promise<CancelResult> {
   return withProject(opts, async (project) => {
-    requireSelection(selection(opts, () => knownSystems(project, undefined)), 'cancel');
+    const selected = selectedJobs(project, opts, 'cancel');
     const result: CancelResult = {
       dbPath: project.paths.dbPath, matched: 0, declined: false, cancelled: [], unsubmitted: [], skipped: [], problems: [],
     };
-    if (!hasDatabase(project)) return result;
-    const store = project.store;
-    const selected = store.list(selection(opts, () => knownSystems(project, store)).filter);
+    if (!selected) return result;
     const targets: JobRecord[] = [];
     for (const j of selected) {
-      if (j.status === 'created' || ((j.status === 'submitted' || j.status === 'started') && j.system)) targets.push(j);
-      else result.skipped.push({ id: j.id, reason: j.system ? `already ${j.status}` : `${j.status} with no system recorded` });
+      const reason = whyNotCancellable(j);
+      if (reason) result.skipped.push({ id: j.id, reason });
+      else targets.push(j);
     }
     result.matched = targets.length;
     if (targets.length === 0) return result;
     const question = `Cancel ${plural(targets.length, 'job')}?\n${listSome(targets.map((j) => `${j.id} (${j.status})`))}`;
     if (!(await confirmed(question, opts))) return { ...result, declined: true };
 
-    for (const j of targets.filter((t) => t.status === 'created')) {
-      if (j.submitIntent !== null) {
-        result.skipped.push({ id: j.id, reason: 'its submission was interrupted; run the script again or xpr fail_job it' });
-      } else if (store.update(j.id, { status: 'failed', remoteReason: 'CANCELLED' }, ['created'])) {
-        result.unsubmitted.push(j.id);
-      }
-    }
-    const live = targets.filter((t) => t.status !== 'created');
-    for (const [name, group] of groupBy(live, (j) => j.system!)) {
-      try {
-        const system = openSystem(project, name);
-        const withId = group.filter((j) => j.remoteId);
-        for (const j of group) if (!j.remoteId) result.skipped.push({ id: j.id, reason: 'no scheduler id recorded yet' });
-        await system.cancel(withId.map((j) => j.remoteId!));
-        // One status query shows what the cancel did (a local job is CANCELLED at once; a cluster may take a moment).
-        const after = await refreshJobs(project, withId);
-        result.cancelled.push(...after.map((a) => ({ id: a.id, system: name, after: a.status })));
-      } catch (err) {
-        result.problems.push(problemOf(err, name));
-      }
-    }
+    const out = await cancelJobs(project, targets, (name) => openSystem(project, name));
+    result.cancelled = out.cancelled;
+    result.unsubmitted = out.unsubmitted;
+    result.skipped.push(...out.skipped);
+    result.problems = out.failures.map((f) => problemOf(f.error, f.system));
     return result;
   });
 }

@@ -5,17 +5,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { RESULT_FILE, type CallResult } from '../../runner/protocol.js';
+import { applyTransition } from '../../job/transitions.js';
 import type { JobStatus } from '../../store/status.js';
-import {
-  confirmed, hasDatabase, knownSystems, requireSelection, selection, withView,
-  type CommandContext, type Confirm, type SelectOptions,
-} from '../common.js';
+import { confirmed, withView } from '../common.js';
 import { listSome, plural, type FormatOptions } from '../format.js';
+import { selectedJobs, type ConfirmedSelectOptions } from '../selected-jobs.js';
 
-export interface FailJobOptions extends CommandContext, SelectOptions {
-  yes?: boolean;
-  confirm?: Confirm;
-}
+export type FailJobOptions = ConfirmedSelectOptions;
 
 export interface FailJobResult {
   dbPath: string;
@@ -30,10 +26,10 @@ export const FAIL_JOB_ERROR = { name: 'JobFailedByUser', message: 'marked failed
 
 export async function failJob(opts: FailJobOptions): Promise<FailJobResult> {
   return withView(opts, async (project) => {
-    requireSelection(selection(opts, () => knownSystems(project, undefined)), 'fail_job');
-    if (!hasDatabase(project)) return { dbPath: project.paths.dbPath, matched: 0, declined: false, failed: [], wereRunning: [] };
+    const selected = selectedJobs(project, opts, 'fail_job');
+    if (!selected) return { dbPath: project.paths.dbPath, matched: 0, declined: false, failed: [], wereRunning: [] };
     const store = project.store;
-    const jobs = store.list(selection(opts, () => knownSystems(project, store)).filter).filter((j) => j.status !== 'failed');
+    const jobs = selected.filter((j) => j.status !== 'failed');
     const result: FailJobResult = { dbPath: store.path, matched: jobs.length, declined: false, failed: [], wereRunning: [] };
     if (jobs.length === 0) return result;
     const question = `Mark ${plural(jobs.length, 'job')} failed?\n${listSome(jobs.map((j) => `${j.id} (${j.status})`))}`;
@@ -41,7 +37,8 @@ export async function failJob(opts: FailJobOptions): Promise<FailJobResult> {
     for (const j of jobs) {
       writeFailedResult(j.stageDir);
       const info = { ...j.info, failedBy: 'xpr fail_job', failedFrom: j.status };
-      if (!store.update(j.id, { status: 'failed', info }, [j.status])) continue;
+      // Changed by another process since it was listed: left as that one made it.
+      if (!applyTransition(store, j.id, { event: 'mark_failed', from: j.status, fields: { info } }).applied) continue;
       result.failed.push({ id: j.id, name: j.name, from: j.status });
       if (j.status === 'submitted' || j.status === 'started') result.wereRunning.push(j.id);
     }

@@ -2,9 +2,11 @@
 // e.g. `started` for processed jobs that were rerun by hand, so that `sync` fetches and judges them again.
 // Unlike ExPyRe it needs a filter (`-s '*'` for every job).
 import { XprError } from '../../errors.js';
+import { applyTransition } from '../../job/transitions.js';
 import { isJobStatus, JOB_STATUSES, type JobStatus } from '../../store/status.js';
-import { hasDatabase, knownSystems, requireSelection, selection, withView, type CommandContext, type SelectOptions } from '../common.js';
+import { withView, type CommandContext, type SelectOptions } from '../common.js';
 import { plural, type FormatOptions } from '../format.js';
+import { selectedJobs } from '../selected-jobs.js';
 
 export interface ResetStatusOptions extends CommandContext, SelectOptions {
   /** One of the job statuses (not a group). */
@@ -25,15 +27,17 @@ export async function resetStatus(opts: ResetStatusOptions): Promise<ResetStatus
     throw new XprError(`Unknown job status "${newStatus}" (known: ${JOB_STATUSES.join(', ')})`);
   }
   return withView(opts, (project) => {
-    requireSelection(selection(opts, () => knownSystems(project, undefined)), 'reset_status');
+    const selected = selectedJobs(project, opts, 'reset_status');
     const result: ResetStatusResult = { dbPath: project.paths.dbPath, newStatus, changed: [], unchanged: 0 };
-    if (!hasDatabase(project)) return result;
-    const store = project.store;
-    for (const j of store.list(selection(opts, () => knownSystems(project, store)).filter)) {
+    if (!selected) return result;
+    for (const j of selected) {
       if (j.status === newStatus) { result.unchanged++; continue; }
-      // A job made ongoing again starts with a clean slate: earlier "not found" polls do not count.
-      const { missingPolls: _drop, ...info } = j.info;
-      if (store.update(j.id, { status: newStatus, info }, [j.status])) result.changed.push({ id: j.id, name: j.name, from: j.status });
+      // A job made ongoing again starts with a clean slate: the time it was first missed from the
+      // queue (missingSince; missingPolls, as an older xpr counted it) does not count.
+      const { missingSince: _since, missingPolls: _polls, ...info } = j.info;
+      // Changed by another process since it was listed: left as that one made it.
+      const moved = applyTransition(project.store, j.id, { event: 'reset', from: j.status, to: newStatus, fields: { info } });
+      if (moved.applied) result.changed.push({ id: j.id, name: j.name, from: j.status });
     }
     return result;
   });

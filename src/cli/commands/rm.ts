@@ -7,20 +7,14 @@ import type { Transport } from '../../transport/types.js';
 import { shQuote, shWord } from '../../util/shell.js';
 import { XprError } from '../../errors.js';
 import type { JobRecord } from '../../store/jobstore.js';
-import {
-  confirmed, groupBy, hasDatabase, knownSystems, openSystem, requireSelection, selection, withProject,
-  type CommandContext, type Confirm, type SelectOptions,
-} from '../common.js';
+import { confirmed, groupBy, openSystem, withProject } from '../common.js';
 import { problemOf, type Problem } from '../exit.js';
 import { listSome, plural, type FormatOptions } from '../format.js';
+import { selectedJobs, type ConfirmedSelectOptions } from '../selected-jobs.js';
 
-export interface RmOptions extends CommandContext, SelectOptions {
+export interface RmOptions extends ConfirmedSelectOptions {
   /** Cancel running jobs and delete the local and remote job dirs (`-c`). */
   clean?: boolean;
-  /** Do not ask (`-y`). */
-  yes?: boolean;
-  /** How to ask; without it (and without `yes`) rm refuses. */
-  confirm?: Confirm;
 }
 
 export interface KeptDir {
@@ -50,18 +44,12 @@ const ONGOING = new Set(['submitted', 'started']);
 
 export async function rm(opts: RmOptions): Promise<RmResult> {
   return withProject(opts, async (project) => {
-    const sel = selection(opts, () => knownSystems(project, undefined));
-    requireSelection(sel, 'rm');
-    const empty: RmResult = {
-      dbPath: project.paths.dbPath, matched: 0, declined: false, removed: [], cancelled: [], kept: [], problems: [],
-    };
-    if (!hasDatabase(project)) return empty;
-    const store = project.store;
-    const jobs = store.list(selection(opts, () => knownSystems(project, store)).filter);
+    const jobs = selectedJobs(project, opts, 'rm');
     const result: RmResult = {
-      dbPath: store.path, matched: jobs.length, declined: false, removed: [], cancelled: [], kept: [], problems: [],
+      dbPath: project.paths.dbPath, matched: jobs?.length ?? 0, declined: false, removed: [], cancelled: [], kept: [], problems: [],
     };
-    if (jobs.length === 0) return result;
+    if (!jobs || jobs.length === 0) return result;
+    const store = project.store;
 
     const running = jobs.filter((j) => ONGOING.has(j.status));
     if (!opts.clean && running.length > 0) {
