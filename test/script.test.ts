@@ -3,9 +3,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { fillHeaderLine, renderScript, type ScriptInput } from '../src/job/script.js';
 import { getScheduler } from '../src/schedulers/registry.js';
+import { goldenScript } from './helpers/golden.js';
 
 const base = (scheduler: string, jobDirs: string[]): ScriptInput => ({
   scheduler: getScheduler(scheduler),
@@ -38,15 +39,29 @@ describe('job scripts', () => {
     it(`renders a plain ${sched} job`, async () => {
       const text = renderScript(base(sched, ["run_fit+x 'a' $HOME_abc_12345678"]));
       bashSyntaxOk(text);
-      await expect(text).toMatchFileSnapshot(`fixtures/golden/job-${sched}.sh`);
+      await expect(goldenScript(text)).toMatchFileSnapshot(`fixtures/golden/job-${sched}.sh`);
     });
 
     it(`renders a ${sched} job array that picks its own dir`, async () => {
       const text = renderScript(base(sched, ['run_a_1', "run_b 'q'_2", 'run_c$_3']));
       bashSyntaxOk(text);
-      await expect(text).toMatchFileSnapshot(`fixtures/golden/array-${sched}.sh`);
+      await expect(goldenScript(text)).toMatchFileSnapshot(`fixtures/golden/array-${sched}.sh`);
     });
   }
+
+  it('matches the same golden file whatever the package version', async () => {
+    vi.resetModules();
+    vi.doMock('../src/util/paths.js', async (original) => ({ ...await original<object>(), XPR_VERSION: '99.1.2-rc.3' }));
+    try {
+      const bumped = await import('../src/job/script.js');
+      const text = bumped.renderScript(base('slurm', ['run_a_1', "run_b 'q'_2", 'run_c$_3']));
+      expect(text).toContain('# Job script written by xpr 99.1.2-rc.3;');
+      await expect(goldenScript(text, '99.1.2-rc.3')).toMatchFileSnapshot('fixtures/golden/array-slurm.sh');
+    } finally {
+      vi.doUnmock('../src/util/paths.js');
+      vi.resetModules();
+    }
+  });
 
   it('selects the right dir in each array task when run', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xpr-array-'));

@@ -12,6 +12,7 @@ import { XprError } from '../src/errors.js';
 import { Job } from '../src/job/job.js';
 import { noJobIdError } from '../src/schedulers/common.js';
 import { local } from '../src/schedulers/local.js';
+import { runDriver as runDriverIn, type DriverRun } from './helpers/driver.js';
 import { tempProject, type TempProject } from './helpers/project.js';
 import * as ops from './fixtures/jobs/ops.js';
 
@@ -60,7 +61,8 @@ describe('a submission whose output holds no job id', () => {
 describe('jobs another live process is submitting', () => {
   it('are waited for; the wait ends in an error naming them, and once that process is gone they are submitted', async () => {
     const job = await Job.create({ name: 'busy', fn: ops.scale, args: [[3]], kwargs: { factor: 2 }, module: OPS, project: t.project });
-    // A live process on this machine holds the intent, as a driver does while it submits.
+    // A live process on this machine holds the intent, as a driver does while it submits. Set by hand:
+    // a crash point only kills a driver, and this needs one that stays alive holding the intent.
     const other = spawn('sleep', ['60']);
     t.project.store.claimForSubmit([job.id], `${os.hostname()}:${other.pid}`, () => ({ system: 'local', schedName: 'xpr_busy_Other' }));
     const err = await waitForOtherSubmitters(t.project.store, [job.id], Date.now() + 300).catch((e: unknown) => e) as XprError;
@@ -108,17 +110,7 @@ function writeDriver(name: string): string {
   return file;
 }
 
-function runDriver(file: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file], { cwd: t.dir, env: { ...t.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
+const runDriver = (file: string, env: NodeJS.ProcessEnv = {}): Promise<DriverRun> => runDriverIn(file, t.dir, { ...t.env, ...env });
 
 const resultsLine = (out: string) => out.split('\n').find((l) => l.startsWith('RESULTS'));
 

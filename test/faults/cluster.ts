@@ -97,17 +97,26 @@ export function output(p: FaultProject): string | undefined {
 
 /**
  * Every scheduler job (an array counts once) SLURM recorded for the project, from its accounting.
- * Accounting lags the controller by a moment, so first every scheduler name the project's jobs.db
- * knows is waited for there, then a little more, before all names with the project's tag count.
+ * Accounting lags the controller by a moment but keeps the order of submission, so first every
+ * scheduler name the project's jobs.db knows is waited for there, then a job submitted after all of
+ * the project's: once it is recorded, so is any submission xpr's database does not know of.
  */
-export async function submissions(p: FaultProject, settleMs = 2000): Promise<number> {
+export async function submissions(p: FaultProject): Promise<number> {
   for (const name of knownSchedNames(p)) await accountingNamed(name, 'JobID');
-  await new Promise((r) => setTimeout(r, settleMs));
+  await lastSubmissionRecorded(p);
   const { stdout } = await run('sacct', ['-a', '-n', '-X', '-P', '-S', slurmTime(p.since), '-o', 'JobID,JobName']);
   return new Set(stdout.trim().split('\n').filter(Boolean)
     .map((l) => l.split('|'))
     .filter(([, name]) => name?.startsWith(`xpr_${p.tag}_`))
     .map(([id]) => id!.split('_')[0]!)).size;
+}
+
+/** Submit a trivial job after all of the project's and wait until accounting records it. */
+async function lastSubmissionRecorded(p: FaultProject): Promise<void> {
+  // Not `xpr_<tag>_`, so it is not counted as one of the project's.
+  const name = `xprlast_${p.tag}_${Date.now()}`;
+  await run('sbatch', ['--parsable', '-J', name, '-o', '/dev/null', '--wrap', 'true'], { timeout: 30_000 });
+  if ((await accountingNamed(name, 'JobID')).length === 0) throw new Error(`SLURM's accounting never recorded the job ${name}`);
 }
 
 /** The scheduler names of the jobs the project's jobs.db records. */
