@@ -1,4 +1,4 @@
-// 20 trivial jobs over SSH to the test SLURM (DESIGN §6): xpr's wall time from creating the jobs to
+// 20 trivial jobs over SSH to the test SLURM: xpr's wall time from creating the jobs to
 // holding all 20 results, against a bare `sbatch --array` of the same 20 node processes, submitted
 // and waited for by a shell loop over one `ssh` session. Also: SSH connections xpr opened,
 // scheduler submissions and status queries.

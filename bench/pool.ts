@@ -1,4 +1,4 @@
-// The local pool (DESIGN §6): 10,000 trivial items through xpr's worker pool, against a bare loop
+// The local pool: 10,000 trivial items through xpr's worker pool, against a bare loop
 // that sends the same chunks to the same number of forked processes and waits for the replies (no
 // op import, no initializer, no crash handling, no ordering). Both include starting the processes.
 // A third figure runs the same items through autoparallelize (ConfigSet in, OutputSpec in memory).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install, from Debian's packages, the real components xpr's tests run against (DESIGN §5):
+# Install, from Debian's packages, the real components xpr's tests run against:
 #   OpenSSH server + client, munge, SLURM (slurmctld, slurmd, client), procps;
 #   SLURM accounting: slurmdbd + mariadb-server (so `sacct -j ID` works; skip with --no-accounting);
 #   optional, in a separate step that may fail without failing the script: Grid Engine

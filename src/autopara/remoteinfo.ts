@@ -1,5 +1,5 @@
 // RemoteInfo (how an autoparallelized call runs as queued jobs) and WFL_EXPYRE_INFO, the
-// environment variable that sends calls to a cluster with no change to the script (DESIGN §2).
+// environment variable that sends calls to a cluster with no change to the script.
 //
 // WFL_EXPYRE_INFO holds JSON or YAML text, or the path of a file holding it. With a top-level
 // `sys_name` it is one RemoteInfo for every wrapped call. Otherwise it maps keys to RemoteInfos; the

@@ -1,9 +1,10 @@
-// Call-stack frames for matching WFL_EXPYRE_INFO keys (DESIGN §2). Frames come from V8's structured
-// stack (Error.prepareStackTrace call sites, with the async frames V8 records across `await`), so
-// `await stageA()` still shows stageA. Each frame is `<file>::<function>`; the file is offered both as a
-// path and as a file:// URL, and, when the file has a source map (node --enable-source-maps), also as
-// the original source (e.g. fit.ts), so a key written against any of these matches. xpr's own frames,
-// node internals and native frames are dropped; module top level is `<module>`, as in Python.
+// Call-stack frames for matching WFL_EXPYRE_INFO keys, which are written as ExPyRe writes them.
+// Frames come from V8's structured stack (Error.prepareStackTrace call sites, with the async frames
+// V8 records across `await`), so `await stageA()` still shows stageA. Each frame is
+// `<file>::<function>`; the file is offered both as a path and as a file:// URL, and, when the file
+// has a source map (node --enable-source-maps), also as the original source (e.g. fit.ts), so a key
+// written against any of these matches. xpr's own frames, node internals and native frames are
+// dropped; module top level is `<module>`, as in Python.
 import { findSourceMap } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

@@ -1,6 +1,6 @@
 import { XprError } from '../errors.js';
 
-// Job statuses, their groups, and the remote statuses, named as in ExPyRe (DESIGN §2).
+// Job statuses, their groups, and the remote statuses, named as in ExPyRe.
 
 export const JOB_STATUSES = [
   'created', 'submitted', 'started', 'succeeded', 'failed', 'died', 'processed', 'cleaned',

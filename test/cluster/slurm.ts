@@ -1,4 +1,4 @@
-// The real one-node SLURM for tests (DESIGN §5), started by scripts/test-cluster/start-slurm.sh.
+// The real one-node SLURM for tests, started by scripts/test-cluster/start-slurm.sh.
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

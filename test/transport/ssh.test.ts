@@ -1,4 +1,4 @@
-// SshTransport and the system-ssh fallback against a real OpenSSH sshd on 127.0.0.1 (DESIGN §5).
+// SshTransport and the system-ssh fallback against a real OpenSSH sshd on 127.0.0.1.
 // Without sshd here the tests skip with one line saying why; in CI (CI=true) they fail instead.
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
