@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JobStore } from '../src/store/jobstore.js';
+import { JobStore, OLDEST_FIRST } from '../src/store/jobstore.js';
 import { MIGRATIONS } from '../src/store/migrations.js';
 import { expandStatuses } from '../src/store/status.js';
 
@@ -77,10 +77,30 @@ describe('JobStore', () => {
     const store = JobStore.open(dbPath);
     store.insert({ ...job('old'), hash: 'same' });
     store.update('old', { status: 'failed' });
-    expect(store.findByHash('same', ['created', 'succeeded'])).toBeUndefined();
+    expect(store.findByHashes(['same'], ['created', 'succeeded']).get('same')).toBeUndefined();
     store.insert({ ...job('new'), hash: 'same' });
-    expect(store.findByHash('same', ['created', 'succeeded'])?.id).toBe('new');
+    store.insert({ ...job('newer'), hash: 'same' });
+    expect(store.findByHashes(['same', 'other'], ['created', 'succeeded']).get('same')?.id).toBe('newer');
     store.close();
+  });
+
+  it('shows stage dirs stored relative to jobs.db as path.join makes them, in rows and in SQL', () => {
+    const store = JobStore.open(dbPath);
+    const base = path.dirname(dbPath);
+    store.insertMany([job('abs'), { ...job('rel'), stageDir: path.join(base, 'run_rel') }]);
+    store.close();
+    // Stored by hand or by an older xpr: paths the store itself never writes.
+    const raw = new Database(dbPath);
+    const odd = ['./dot', 'a/../b', 'c//d', 'e/', '.hidden/f', "it's $HOME/g"];
+    const insert = raw.prepare("INSERT INTO jobs (id, name, hash, status, stage_dir, created_at, updated_at) VALUES (?, 'n', 'h', 'created', ?, 4e9, 4e9)");
+    odd.forEach((dir, i) => insert.run(`odd${i}`, dir));
+    raw.close();
+    const reader = JobStore.open(dbPath, { readonly: true });
+    const expected = ['/s/abs', path.join(base, 'run_rel'), ...odd.map((d) => path.join(base, d))];
+    expect(reader.listFields({}, ['stageDir']).map((r) => r[0])).toEqual(expected);
+    expect(reader.list().map((r) => r.stageDir)).toEqual(expected);
+    expect(reader.aggregate({}, `group_concat(${reader.columnOf('stageDir')}, '|' ORDER BY ${OLDEST_FIRST})`)).toEqual([expected.join('|')]);
+    reader.close();
   });
 
   it('loses nothing when two processes write at once', async () => {

@@ -1,6 +1,7 @@
 // Text output of the CLI: colour (only on a terminal, never with NO_COLOR or --no-color), aligned
 // tables and timestamps. Pure functions: the command modules' `render…` functions build on these and
 // return strings, so tests pin output without a terminal.
+import stringWidth from 'string-width';
 import type { JobStatus } from '../store/status.js';
 
 export interface FormatOptions {
@@ -62,15 +63,17 @@ export function table(columns: readonly Column[], rows: readonly (readonly strin
 
 /**
  * Items as a table, no trailing spaces; colour goes on after padding so escape codes never count
- * towards a width. Cells are computed twice (widths, then lines) rather than kept: over 100,000 jobs
- * keeping them alive costs more in garbage collection than computing them again.
+ * towards a width. Widths are the columns a terminal gives a cell (string-width: two for CJK and
+ * most emoji, none for combining accents), so that names in any script line up. Cells are computed
+ * twice (widths, then lines) rather than kept: over 100,000 jobs keeping them alive costs more in
+ * garbage collection than computing them again.
  */
 export function itemTable<T>(columns: readonly ItemColumn<T>[], items: readonly T[], fmt: Pick<FormatOptions, 'color'>): string {
-  const widths = columns.map((c) => c.header.length);
+  const widths = columns.map((c) => stringWidth(c.header));
   const n = columns.length;
   for (const item of items) {
     for (let i = 0; i < n; i++) {
-      const w = columns[i]!.cell(item).length;
+      const w = stringWidth(columns[i]!.cell(item));
       if (w > widths[i]!) widths[i] = w;
     }
   }
@@ -80,7 +83,7 @@ export function itemTable<T>(columns: readonly ItemColumn<T>[], items: readonly 
     for (let i = 0; i <= last; i++) {
       const col = columns[i]!;
       const text = cell(i);
-      const pad = widths[i]! - text.length;
+      const pad = widths[i]! - stringWidth(text);
       const colour = header ? 'bold' : fmt.color ? col.colour?.(text) : undefined;
       const shown = colour && fmt.color ? paint(text, colour, fmt) : text;
       if (col.right) out += ' '.repeat(pad) + shown;
@@ -117,7 +120,7 @@ export function formatTime(seconds: number, fmt: Pick<FormatOptions, 'utc'>): st
 /**
  * The local zone's offset from UTC (seconds) as steps — one per change (daylight saving, rule
  * changes) — from 2000 to next year, so that times can be shifted to local time outside JavaScript
- * (see JobStore.listText) and read as `formatTime` shows them. Sampled weekly, each change then
+ * (see ls-text.ts) and read as `formatTime` shows them. Sampled weekly, each change then
  * found to the second.
  */
 export function localOffsetSteps(fromYear = 2000, toYear = new Date().getFullYear() + 1): { from: number; offset: number }[] {

@@ -40,13 +40,6 @@ export interface JobRecord {
   info: Record<string, unknown>;
 }
 
-/** The columns of a job a listing needs, named as in JobRecord. */
-export type JobSummary = Pick<JobRecord, 'id' | 'name' | 'status' | 'system' | 'remoteId' | 'remoteStatus' |
-  'remoteReason' | 'schedName' | 'createdAt' | 'updatedAt'>;
-
-const SUMMARY_COLUMNS = 'id, name, status, system, remote_id AS remoteId, remote_status AS remoteStatus, ' +
-  'remote_reason AS remoteReason, sched_name AS schedName, created_at AS createdAt, updated_at AS updatedAt';
-
 export type NewJob = Pick<JobRecord, 'id' | 'name' | 'hash' | 'stageDir'> &
   Partial<Pick<JobRecord, 'hashParts' | 'status' | 'info'>>;
 
@@ -85,75 +78,8 @@ const SCALAR_COLUMNS: Record<ScalarField, keyof Row> = {
   createdAt: 'created_at', updatedAt: 'updated_at',
 };
 
-/**
- * A column of `listText`: a field ('-' when null), shaped as listings show it. `join` appends a second
- * field (`remoteId@system`), `paren` a field in parentheses when set (`timeout(TIMEOUT)`), `shortId`
- * cuts an id after its name and that many more characters with '...' (ExPyRe's short ids), and
- * `timeOffset` shows a time field as `YYYY-MM-DD HH:MM:SS`, shifted by that many seconds (a zone's
- * offset), or by the offset of the latest step whose `from` (seconds since the epoch) it is not before.
- */
-export interface TextColumn {
-  field: ScalarField;
-  join?: { with: string; field: ScalarField };
-  paren?: ScalarField;
-  shortId?: number;
-  timeOffset?: number | readonly { from: number; offset: number }[];
-}
-
-/**
- * Cells of listText other than times: an SQL expression over a row, and an expression for its length
- * that builds no string (the widths are found over every row first).
- */
-function textCell(c: TextColumn): { expr: string; params: unknown[]; length: string; lengthParams: unknown[] } {
-  const col = shownColumn(c.field);
-  const orDash = (x: string) => `ifnull(length(${x}), 1)`;
-  if (c.shortId !== undefined) {
-    return {
-      expr: `CASE WHEN length(${col}) > length(name) + ? THEN substr(${col}, 1, length(name) + ?) || '...' ELSE ${col} END`,
-      params: [c.shortId + 3, c.shortId],
-      length: `min(length(${col}), length(name) + ?)`,
-      lengthParams: [c.shortId + 3],
-    };
-  }
-  if (c.join) {
-    const other = SCALAR_COLUMNS[c.join.field];
-    return {
-      expr: `ifnull(${col}, '-') || ? || ifnull(${other}, '-')`, params: [c.join.with],
-      length: `${orDash(col)} + ? + ${orDash(other)}`, lengthParams: [c.join.with.length],
-    };
-  }
-  if (c.paren) {
-    const p = SCALAR_COLUMNS[c.paren];
-    return {
-      expr: `CASE WHEN ${col} IS NULL THEN '-' ELSE ${col} || ifnull('(' || ${p} || ')', '') END`, params: [],
-      length: `CASE WHEN ${col} IS NULL THEN 1 ELSE length(${col}) + ifnull(length(${p}) + 2, 0) END`, lengthParams: [],
-    };
-  }
-  return { expr: `ifnull(${col}, '-')`, params: [], length: orDash(col), lengthParams: [] };
-}
-
-/**
- * A field as listings show it: a stage dir stored relative to jobs.db's dir comes out as the path a
- * user can open (xpr_stage_dir, defined at open).
- */
-function shownColumn(field: ScalarField): string {
-  return field === 'stageDir' ? 'xpr_stage_dir(stage_dir)' : SCALAR_COLUMNS[field];
-}
-
-/** `YYYY-MM-DD HH:MM:SS` (SQLite's datetime()) is always this long. */
-const TIME_WIDTH = 19;
-
-/** A time cell: whole seconds shifted by the offset in force then (only the steps within `span` are tested). */
-function timeCell(col: string, timeOffset: NonNullable<TextColumn['timeOffset']>, span: { min: number; max: number }): { expr: string; params: unknown[] } {
-  const all = typeof timeOffset === 'number' ? [{ from: -Infinity, offset: timeOffset }] : [...timeOffset].sort((a, b) => a.from - b.from);
-  // The step in force at the earliest time (the first one if none has begun), and those starting later within the span.
-  const first = Math.max(0, all.findLastIndex((st) => st.from <= span.min));
-  const steps = all.slice(first).filter((st, i) => i === 0 || st.from <= span.max).reverse();
-  const t = `CAST(${col} AS INTEGER)`;
-  const shift = `CASE ${steps.slice(0, -1).map(() => `WHEN ${t} >= ? THEN ?`).join(' ')} ELSE ? END`;
-  const params = [...steps.slice(0, -1).flatMap((st) => [st.from, st.offset]), steps.at(-1)!.offset];
-  return { expr: `datetime(${t} + ${steps.length === 1 ? '?' : shift}, 'unixepoch')`, params };
-}
+/** The order of every listing: oldest first, jobs recorded in the same instant as they were recorded. */
+export const OLDEST_FIRST = 'created_at, rowid';
 
 /** How long a statement waits for another process's write to end (XPR_DB_BUSY_TIMEOUT, in ms). */
 function busyTimeoutMs(): number {
@@ -274,6 +200,23 @@ export class JobStore {
       (typeof stored === 'string' && !path.isAbsolute(stored) ? path.join(base, stored) : stored));
   }
 
+  /**
+   * The SQL expression of a field with its value as a JobRecord holds it, for queries that name
+   * fields (`aggregate`). A stage dir stored relative to jobs.db's dir comes out as the path a user
+   * can open, as `path.join` makes it: by plain concatenation for the normalized paths the store
+   * writes (a call into JavaScript for each of 100,000 rows would cost more than reading them),
+   * through xpr_stage_dir for anything else (`.` or `..` segments, doubled or trailing slashes).
+   */
+  columnOf(field: ScalarField): string {
+    if (field !== 'stageDir') return SCALAR_COLUMNS[field];
+    if (path.sep !== '/') return 'xpr_stage_dir(stage_dir)';
+    // path.join(base, 'x') without its 'x': '' for base '.', '/' for base '/'.
+    const prefix = path.join(path.dirname(this.path), 'x').slice(0, -1).replaceAll("'", "''");
+    const padded = "('/' || stage_dir || '/')";
+    return `CASE WHEN substr(stage_dir, 1, 1) = '/' THEN stage_dir ` +
+      `WHEN ${padded} GLOB '*/.*' OR ${padded} GLOB '*//*' THEN xpr_stage_dir(stage_dir) ELSE '${prefix}' || stage_dir END`;
+  }
+
   /** The database has no tables at all (a new or emptied file). */
   private isBlank(): boolean {
     return this.db.prepare('SELECT count(*) FROM sqlite_master').pluck().get() === 0;
@@ -374,14 +317,6 @@ export class JobStore {
     return row && this.toRecord(row);
   }
 
-  /** The newest job with this hash whose status lets a new identical call re-attach to it. */
-  findByHash(hash: string, statuses: readonly JobStatus[]): JobRecord | undefined {
-    const row = this.sql(
-      `SELECT * FROM jobs WHERE hash = ? AND status IN (${statuses.map(() => '?').join(',')})
-       ORDER BY created_at DESC LIMIT 1`).get(hash, ...statuses) as Row | undefined;
-    return row && this.toRecord(row);
-  }
-
   /** For each hash, the newest job with it in one of `statuses` (one query per 500 hashes). */
   findByHashes(hashes: readonly string[], statuses: readonly JobStatus[]): Map<string, JobRecord> {
     const out = new Map<string, JobRecord>();
@@ -390,7 +325,7 @@ export class JobStore {
       const chunk = unique.slice(i, i + 500);
       const rows = this.sql(
         `SELECT * FROM jobs WHERE hash IN (${chunk.map(() => '?').join(',')})
-         AND status IN (${statuses.map(() => '?').join(',')}) ORDER BY created_at, rowid`).all(...chunk, ...statuses) as Row[];
+         AND status IN (${statuses.map(() => '?').join(',')}) ORDER BY ${OLDEST_FIRST}`).all(...chunk, ...statuses) as Row[];
       for (const row of rows) out.set(row.hash, this.toRecord(row));
     }
     return out;
@@ -412,7 +347,7 @@ export class JobStore {
   /** Jobs matching every given filter, oldest first. */
   list(filter: JobFilter = {}): JobRecord[] {
     const { sql, params } = whereClause(filter);
-    const rows = this.sql(`SELECT * FROM jobs ${sql} ORDER BY created_at, rowid`).all(...params) as Row[];
+    const rows = this.sql(`SELECT * FROM jobs ${sql} ORDER BY ${OLDEST_FIRST}`).all(...params) as Row[];
     return rows.map((r) => this.toRecord(r));
   }
 
@@ -422,49 +357,19 @@ export class JobStore {
    */
   listFields(filter: JobFilter, fields: readonly ScalarField[]): unknown[][] {
     const { sql, params } = whereClause(filter);
-    const cols = fields.map(shownColumn).join(', ');
-    return this.db.prepare(`SELECT ${cols} FROM jobs ${sql} ORDER BY created_at, rowid`).raw().all(...params) as unknown[][];
+    const cols = fields.map((f) => this.columnOf(f)).join(', ');
+    return this.db.prepare(`SELECT ${cols} FROM jobs ${sql} ORDER BY ${OLDEST_FIRST}`).raw().all(...params) as unknown[][];
   }
 
   /**
-   * Matching jobs as text, one line per job (oldest first), columns padded to their widest cell (at
-   * least `minWidths`) and two spaces apart, the last one unpadded — built inside SQLite, so that
-   * listing 100,000 jobs makes one JavaScript string instead of a million values. Widths count
-   * characters. Returns the lines (no header) and the widths used.
+   * One row of SQL over the jobs matching `filter`, made of aggregates such as max() or
+   * group_concat(): for a caller that reduces 100,000 jobs to a little data inside SQLite instead of
+   * reading every row. `select` names fields through `columnOf` and orders by `OLDEST_FIRST`; its
+   * parameters come before the filter's.
    */
-  listText(filter: JobFilter, columns: readonly TextColumn[], minWidths: readonly number[]): { text: string; widths: number[] } {
-    const { sql, params } = whereClause(filter);
-    // First the shape: widest cell of each column (from lengths, without building the cells), and
-    // the span of each time column, so that rows are only tested against the zone offsets in force then.
-    const probes = columns.map((c) => {
-      const col = SCALAR_COLUMNS[c.field];
-      if (c.timeOffset !== undefined) return { expr: `min(${col}), max(${col})`, params: [] as unknown[] };
-      const cell = textCell(c);
-      return { expr: `max(${cell.length})`, params: cell.lengthParams };
-    });
-    const shape = this.sql(`SELECT ${probes.map((p) => p.expr).join(', ')} FROM jobs ${sql}`)
-      .raw().get(...probes.flatMap((p) => p.params), ...params) as (number | null)[];
-    let k = 0;
-    const cells = columns.map((c) => {
-      if (c.timeOffset === undefined) return { ...textCell(c), width: shape[k++] ?? 0 };
-      const span = { min: shape[k++] ?? 0, max: shape[k++] ?? 0 };
-      return { ...timeCell(SCALAR_COLUMNS[c.field], c.timeOffset, span), width: TIME_WIDTH };
-    });
-    const widths = cells.map((c, i) => Math.max(c.width, minWidths[i] ?? 0));
-    const last = cells.length - 1;
-    const lineParams: unknown[] = [];
-    const parts = cells.map((c, i) => {
-      if (i === last) {
-        lineParams.push(...c.params);
-        return `(${c.expr})`;
-      }
-      // '!': the width counts characters, not bytes.
-      lineParams.push(widths[i], ...c.params);
-      return `printf('%-!*s  ', ?, ${c.expr})`;
-    });
-    const text = this.sql(`SELECT group_concat(${parts.join(' || ')}, char(10) ORDER BY created_at, rowid) FROM jobs ${sql}`)
-      .pluck().get(...lineParams, ...params) as string | null;
-    return { text: text ?? '', widths };
+  aggregate(filter: JobFilter, select: string, params: readonly unknown[] = []): unknown[] {
+    const { sql, params: whereParams } = whereClause(filter);
+    return this.sql(`SELECT ${select} FROM jobs ${sql}`).raw().get(...params, ...whereParams) as unknown[];
   }
 
   /** How many matching jobs are in each status (statuses with none left out). */
@@ -477,15 +382,6 @@ export class JobStore {
   /** Names of the systems that jobs were sent to, sorted. */
   systems(): string[] {
     return this.db.prepare('SELECT DISTINCT system FROM jobs WHERE system IS NOT NULL ORDER BY system').pluck().all() as string[];
-  }
-
-  /**
-   * Like `list` without the JSON columns (hash parts, info): what a listing shows, at a fraction of
-   * the cost over 100,000 jobs.
-   */
-  summaries(filter: JobFilter = {}): JobSummary[] {
-    const { sql, params } = whereClause(filter);
-    return this.sql(`SELECT ${SUMMARY_COLUMNS} FROM jobs ${sql} ORDER BY created_at, rowid`).all(...params) as JobSummary[];
   }
 
   count(filter: JobFilter = {}): number {

@@ -1,11 +1,12 @@
 // `xpr ls`: the jobs in the database that match the filters, oldest first. Reads only the columns it
 // shows (no JSON columns) so that 100,000 jobs list in well under a second. Opens the database
 // read-only: never creates one, works on a read-only project and beside a process that writes.
-import type { ScalarField, TextColumn } from '../../store/jobstore.js';
+import type { JobFilter, JobStore, ScalarField } from '../../store/jobstore.js';
 import { JOB_STATUSES, type JobStatus } from '../../store/status.js';
 import type { FailureReason, RemoteStatus } from '../../schedulers/types.js';
 import { hasDatabase, knownSystems, selection, withView, type CommandContext, type SelectOptions } from '../common.js';
 import { formatTime, isoTime, itemTable, localOffsetSteps, plural, statusColour, type FormatOptions, type ItemColumn } from '../format.js';
+import { jobTableText, type TextColumn } from '../ls-text.js';
 
 export interface LsOptions extends CommandContext, SelectOptions {
   /** Long form: name, full id, creation time and stage dir too (`-l`). */
@@ -48,24 +49,28 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
     // Filters are checked (a typo in a status is an error) even when there is nothing to list.
     const { filter } = selection(opts, () => knownSystems(project, hasDatabase(project) ? project.store : undefined));
     if (!hasDatabase(project)) return { dbPath, long, jobs: [] };
-    const store = project.store;
-    const rows = store.listFields(filter, long ? LONG_FIELDS : SHORT_FIELDS);
-    const jobs = new Array<JobRow>(rows.length);
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      const job: JobRow = {
-        id: r[0] as string, name: r[1] as string, status: r[2] as JobStatus, system: r[3] as string | null,
-        remoteId: r[4] as string | null, remoteStatus: r[5] as RemoteStatus | null,
-        remoteReason: r[6] as FailureReason | null, updatedAt: r[7] as number,
-      };
-      if (long) {
-        job.createdAt = r[8] as number;
-        job.stageDir = r[9] as string;
-      }
-      jobs[i] = job;
-    }
-    return { dbPath, long, jobs };
+    return { dbPath, long, jobs: jobRows(project.store, filter, long) };
   }, { readonly: true });
+}
+
+/** The jobs `ls` shows, as rows of the columns it reads. */
+function jobRows(store: JobStore, filter: JobFilter, long: boolean): JobRow[] {
+  const rows = store.listFields(filter, long ? LONG_FIELDS : SHORT_FIELDS);
+  const jobs = new Array<JobRow>(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const job: JobRow = {
+      id: r[0] as string, name: r[1] as string, status: r[2] as JobStatus, system: r[3] as string | null,
+      remoteId: r[4] as string | null, remoteStatus: r[5] as RemoteStatus | null,
+      remoteReason: r[6] as FailureReason | null, updatedAt: r[7] as number,
+    };
+    if (long) {
+      job.createdAt = r[8] as number;
+      job.stageDir = r[9] as string;
+    }
+    jobs[i] = job;
+  }
+  return jobs;
 }
 
 const remoteColour = (t: string) => (t.includes('(') ? 'red' as const : undefined);
@@ -90,10 +95,9 @@ export function renderLs(result: LsResult, fmt: FormatOptions): string {
 }
 
 /**
- * `renderLs(await ls(opts), fmt)` for text without colour, built inside the database: over 100,000
- * jobs this makes one string instead of a million values. Undefined when colour is wanted (the
- * caller then renders the data). Widths count characters where renderLs counts UTF-16 units, so the
- * two agree except for names with characters outside the Basic Multilingual Plane.
+ * `renderLs(await ls(opts), fmt)` for text without colour, built inside the database where it can
+ * be (ls-text.ts): over 100,000 jobs that makes one string instead of a million values. Undefined
+ * when colour is wanted (the caller then renders the data).
  */
 export async function lsText(opts: LsOptions, fmt: FormatOptions): Promise<string | undefined> {
   if (fmt.color) return undefined;
@@ -101,24 +105,32 @@ export async function lsText(opts: LsOptions, fmt: FormatOptions): Promise<strin
     const { filter } = selection(opts, () => knownSystems(project, hasDatabase(project) ? project.store : undefined));
     const dbPath = project.paths.dbPath;
     if (!hasDatabase(project)) return `No matching jobs in JobsDB at ${dbPath}`;
-    const counts = project.store.statusCounts(filter);
-    if (Object.keys(counts).length === 0) return `No matching jobs in JobsDB at ${dbPath}`;
-    const zone = fmt.utc ? 0 : localOffsetSteps();
-    const time = (field: 'createdAt' | 'updatedAt'): TextColumn => ({ field, timeOffset: zone });
-    const columns: [string, TextColumn][] = [
-      ...(opts.long
-        ? [['name', { field: 'name' }], ['id', { field: 'id' }], ['created', time('createdAt')]] as [string, TextColumn][]
-        : [['id', { field: 'id', shortId: 10 }]] as [string, TextColumn][]),
-      ['status', { field: 'status' }],
-      ['since', time('updatedAt')],
-      ['remote_id@sys', { field: 'remoteId', join: { with: '@', field: 'system' } }],
-      ['remote stat', { field: 'remoteStatus', paren: 'remoteReason' }],
-      ...(opts.long ? [['stage dir', { field: 'stageDir' }]] as [string, TextColumn][] : []),
-    ];
-    const { text, widths } = project.store.listText(filter, columns.map((c) => c[1]), columns.map((c) => c[0].length));
-    const header = columns.map(([h], i) => (i === columns.length - 1 ? h : h.padEnd(widths[i]!))).join('  ');
-    return `${header}\n${text}\n${summaryOf(counts)}`;
+    return listingText(project.store, dbPath, filter, opts.long ?? false, fmt);
   }, { readonly: true });
+}
+
+/** lsText's answer from an open store (`dbPath` names it in the answer when nothing matches). */
+export function listingText(store: JobStore, dbPath: string, filter: JobFilter, long: boolean, fmt: FormatOptions): string {
+  const counts = store.statusCounts(filter);
+  if (Object.keys(counts).length === 0) return `No matching jobs in JobsDB at ${dbPath}`;
+  const table = jobTableText(store, filter, textColumns(long, fmt));
+  if (table === undefined) return renderLs({ dbPath, long, jobs: jobRows(store, filter, long) }, fmt);
+  return `${table}\n${summaryOf(counts)}`;
+}
+
+/** The columns of renderLs, for ls-text.ts. */
+function textColumns(long: boolean, fmt: FormatOptions): TextColumn[] {
+  const zone = fmt.utc ? 0 : localOffsetSteps();
+  const tail: TextColumn[] = [
+    { header: 'status', field: 'status' },
+    { header: 'since', field: 'updatedAt', timeOffset: zone },
+    { header: 'remote_id@sys', field: 'remoteId', join: { with: '@', field: 'system' } },
+    { header: 'remote stat', field: 'remoteStatus', paren: 'remoteReason' },
+  ];
+  return long
+    ? [{ header: 'name', field: 'name' }, { header: 'id', field: 'id' }, { header: 'created', field: 'createdAt', timeOffset: zone },
+      ...tail, { header: 'stage dir', field: 'stageDir' }]
+    : [{ header: 'id', field: 'id', shortId: SHORT_ID_HASH }, ...tail];
 }
 
 /** formatTime with a one-entry cache: jobs recorded or updated together share their second. */
@@ -135,9 +147,12 @@ function timeFormatter(fmt: FormatOptions): (seconds: number) => string {
   };
 }
 
+/** How much of the hash a short id keeps. */
+const SHORT_ID_HASH = 10;
+
 /** As ExPyRe shows ids: the name and the start of the hash, enough to tell jobs apart. */
 export function shortId(j: Pick<JobRow, 'id' | 'name'>): string {
-  const n = j.name.length + 10;
+  const n = j.name.length + SHORT_ID_HASH;
   return j.id.length > n + 3 ? `${j.id.slice(0, n)}...` : j.id;
 }
 
