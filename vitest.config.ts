@@ -1,9 +1,14 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
-/**
- * Test files that start or use the test cluster (sshd, SLURM, Grid Engine): the `cluster` project.
- * Every other test file is in `unit`, which needs no daemon (real local queue jobs, SQLite, shells).
- */
+// Three projects, by what a test file needs:
+//   unit     nothing but this process and a temp dir (SQLite files, parsers, pure modules), and no
+//            build: seconds.
+//   local    real jobs and processes on this machine: the local queue and its dispatcher, worker
+//            pools, driver processes killed at crash points, the `xpr` command as a process.
+//   cluster  the test cluster's daemons: sshd, SLURM, Grid Engine.
+// A new file lands in `unit` unless listed below; one that runs jobs belongs in LOCAL_TESTS.
+
+/** Test files that start or use the test cluster (sshd, SLURM, Grid Engine). */
 const CLUSTER_TESTS = [
   'test/cluster/**/*.test.ts',
   'test/contract/contract.test.ts',
@@ -13,6 +18,36 @@ const CLUSTER_TESTS = [
   'test/remotecall/**/*.test.ts',
   'test/selftest/**/*.test.ts',
   'test/transport/ssh.test.ts',
+];
+
+/** Test files that run real jobs or processes on this machine, but need no cluster daemon. */
+const LOCAL_TESTS = [
+  'test/autopara/failed-chunk.test.ts',
+  'test/autopara/outputs.test.ts',
+  'test/autopara/pool.test.ts',
+  'test/autopara/remote.test.ts',
+  'test/autopara/stack.test.ts',
+  'test/cli/db-readonly.test.ts',
+  'test/cli/db-rebuild.test.ts',
+  'test/cli/jobs.test.ts',
+  'test/cli/main.test.ts',
+  'test/cli/manage.test.ts',
+  'test/clear-errors.test.ts',
+  'test/code-identity.test.ts',
+  'test/contract/contract-local.test.ts',
+  'test/contract/pbs-shim.test.ts',
+  'test/died-rerun.test.ts',
+  'test/failed-start.test.ts',
+  'test/job.test.ts',
+  'test/localq.test.ts',
+  'test/lost-results.test.ts',
+  'test/recovery.test.ts',
+  'test/remote-system.test.ts',
+  'test/runner-reaper.test.ts',
+  'test/script-errors.test.ts',
+  'test/store.test.ts',
+  'test/submit-safety.test.ts',
+  'test/transport/shell.test.ts',
 ];
 
 // The fault-injection suite restarts and freezes the shared test cluster's daemons: it runs on its
@@ -31,7 +66,15 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, FAULT_TESTS, ...CLUSTER_TESTS],
+          exclude: [...configDefaults.exclude, FAULT_TESTS, ...LOCAL_TESTS, ...CLUSTER_TESTS],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'local',
+          include: LOCAL_TESTS,
+          exclude: [...configDefaults.exclude, FAULT_TESTS],
         },
       },
       {
