@@ -1,8 +1,23 @@
 // Text output of the CLI: colour (only on a terminal, never with NO_COLOR or --no-color), aligned
 // tables and timestamps. Pure functions: the command modules' `render…` functions build on these and
 // return strings, so tests pin output without a terminal.
-import stringWidth from 'string-width';
+import { createRequire } from 'node:module';
+import type stringWidthOf from 'string-width';
 import type { JobStatus } from '../store/status.js';
+
+// string-width compiles large Unicode regexps as it loads (about 40 ms, which every `xpr` command
+// would pay if it were imported here). Printable ASCII needs none of it, so it is loaded with the
+// first other cell (require of an ES module: Node 20.19 or newer).
+const requireHere = createRequire(import.meta.url);
+let unicodeWidth: typeof stringWidthOf | undefined;
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+/** The columns a terminal gives `text`: two for CJK and most emoji, none for combining accents. */
+export function displayWidth(text: string): number {
+  if (PRINTABLE_ASCII.test(text)) return text.length;
+  unicodeWidth ??= (requireHere('string-width') as { default: typeof stringWidthOf }).default;
+  return unicodeWidth(text);
+}
 
 export interface FormatOptions {
   /** Emit ANSI colour codes. */
@@ -69,11 +84,11 @@ export function table(columns: readonly Column[], rows: readonly (readonly strin
  * garbage collection than computing them again.
  */
 export function itemTable<T>(columns: readonly ItemColumn<T>[], items: readonly T[], fmt: Pick<FormatOptions, 'color'>): string {
-  const widths = columns.map((c) => stringWidth(c.header));
+  const widths = columns.map((c) => displayWidth(c.header));
   const n = columns.length;
   for (const item of items) {
     for (let i = 0; i < n; i++) {
-      const w = stringWidth(columns[i]!.cell(item));
+      const w = displayWidth(columns[i]!.cell(item));
       if (w > widths[i]!) widths[i] = w;
     }
   }
@@ -83,7 +98,7 @@ export function itemTable<T>(columns: readonly ItemColumn<T>[], items: readonly 
     for (let i = 0; i <= last; i++) {
       const col = columns[i]!;
       const text = cell(i);
-      const pad = widths[i]! - stringWidth(text);
+      const pad = widths[i]! - displayWidth(text);
       const colour = header ? 'bold' : fmt.color ? col.colour?.(text) : undefined;
       const shown = colour && fmt.color ? paint(text, colour, fmt) : text;
       if (col.right) out += ' '.repeat(pad) + shown;
