@@ -18,6 +18,9 @@ const CLUSTER_TESTS = [
   'test/remotecall/**/*.test.ts',
   'test/selftest/**/*.test.ts',
   'test/transport/ssh.test.ts',
+  // The executor's tests run a real redis-server, worker processes and HTTP; its settings parser
+  // needs none of them and stays in `unit` (`!(settings)` is an extglob: every file but that one).
+  'test/executor/**/!(settings).test.ts',
 ];
 
 /** Test files that run real jobs or processes on this machine, but need no cluster daemon. */

@@ -12,6 +12,9 @@ export interface Figure {
   /** Whether the target is met, when it can be judged. */
   ok?: boolean;
   note?: string;
+  /** Shown instead of the times when the figure is not a duration (e.g. a heap size). */
+  xprText?: string;
+  baselineText?: string;
 }
 
 export async function time(fn: () => unknown): Promise<number> {
@@ -30,9 +33,9 @@ export async function bestOf(n: number, fn: () => unknown): Promise<number> {
 export function printFigures(figures: readonly Figure[]): void {
   const rows = figures.map((f) => [
     f.name,
-    `${f.xprMs.toFixed(0)} ms`,
-    `${f.baselineMs.toFixed(0)} ms`,
-    f.baselineMs > 0 ? `${(f.xprMs / f.baselineMs).toFixed(2)}x` : '-',
+    f.xprText ?? `${f.xprMs.toFixed(0)} ms`,
+    f.baselineText ?? `${f.baselineMs.toFixed(0)} ms`,
+    f.xprText === undefined && f.baselineMs > 0 ? `${(f.xprMs / f.baselineMs).toFixed(2)}x` : '-',
     f.target ? `${f.target} ${f.ok === undefined ? '' : f.ok ? 'ok' : 'MISSED'}` : '',
     f.note ?? '',
   ]);

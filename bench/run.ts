@@ -7,6 +7,7 @@ import { benchLs } from './ls.js';
 import { benchStore } from './store.js';
 import { benchPool } from './pool.js';
 import { benchCluster } from './cluster.js';
+import { benchExecutor } from './executor.js';
 
 const figures: Figure[] = [];
 const section = async (what: string, run: () => Promise<Figure[]>) => {
@@ -18,6 +19,7 @@ await section('job store', benchStore);
 await section('xpr ls', benchLs);
 await section('hashing and staging', () => benchStage(path.join(PACKAGE_ROOT, 'bench', 'ops.js')));
 await section('local pool', benchPool);
+await section('executor', benchExecutor);
 await section('20 jobs over SSH to SLURM', () => benchCluster(path.join(PACKAGE_ROOT, 'bench', 'ops.js')));
 console.log('');
 printFigures(figures);

@@ -18,3 +18,5 @@ export * from './configset/index.js';
 export * from './autopara/index.js';
 // remoteCall: a whole call as one job when its own *_REMOTEINFO variable says so.
 export * from './remotecall/index.js';
+// The executor: multi-stage workflows on per-stage worker pools over Redis.
+export * from './executor/index.js';

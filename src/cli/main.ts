@@ -3,12 +3,14 @@
 // Every error ends in exit.ts, which maps it to an exit code; nothing here exits the process.
 import path from 'node:path';
 import readline from 'node:readline';
-import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
 import { JOB_STATUSES } from '../store/status.js';
 import { XPR_VERSION } from '../util/paths.js';
 import type { CommandContext, Confirm, SelectOptions } from './common.js';
 import { errorText, exitCodeOf, exitCodeOfProblems, type Problem } from './exit.js';
+import { addExecutorCommands } from './executor-commands.js';
 import { useColor, type FormatOptions } from './format.js';
+import { collect, positiveInt, positiveNumber } from './option-parsers.js';
 
 /** Where the command reads and writes; the real process by default, streams in tests. */
 export interface Io {
@@ -20,6 +22,8 @@ export interface Io {
   cwd: string;
   /** Ctrl-C for `watch`; default: the process's SIGINT. */
   onInterrupt?: (stop: () => void) => () => void;
+  /** Ctrl-C or SIGTERM for the commands that serve until stopped (executor launch, worker); default: onInterrupt. */
+  onStop?: (stop: () => void) => () => void;
 }
 
 function processIo(): Io {
@@ -29,10 +33,18 @@ function processIo(): Io {
       process.once('SIGINT', stop);
       return () => process.off('SIGINT', stop);
     },
+    onStop: (stop) => {
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      return () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      };
+    },
   };
 }
 
-interface GlobalOptions {
+export interface GlobalOptions {
   dbfile?: string;
   json?: boolean;
   color?: boolean;
@@ -290,6 +302,8 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       emit(c, await m.config({ ...context(c), ...(prefix ? { prefix } : {}) }), m.renderConfig);
     });
 
+  addExecutorCommands(program, io, { context, emit, format, globals, setExitCode: (code) => { exitCode = code; } });
+
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
@@ -322,22 +336,6 @@ function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pi
   const out = {} as Pick<T, K>;
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
   return out;
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
-  return n;
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number of seconds');
-  return n;
 }
 
 /** Ask a yes/no question on stderr and read one line of stdin; anything but y/yes (or end of input) is no. */

@@ -70,3 +70,15 @@ export function remoteCall(
   wrapper.remoteInfoEnv = variable;
   return wrapper;
 }
+
+// An executor's workflow inside a worker. The executor checked it with the full `workflow` when it
+// launched; the worker only needs the stage functions, under the same shape.
+export interface WorkflowShim {
+  readonly kind: 'xpr-workflow';
+  readonly name: string;
+  readonly stages: readonly { stage: string; run: (...args: never[]) => unknown; each?: boolean }[];
+}
+
+export function workflow(name: string, stages: WorkflowShim['stages']): WorkflowShim {
+  return Object.freeze({ kind: 'xpr-workflow', name, stages: Object.freeze(stages.map((s) => Object.freeze({ ...s, each: s.each === true }))) });
+}
