@@ -343,14 +343,19 @@ export async function defineContract(backends: readonly Backend[]): Promise<void
     it('makes one scheduler query per poll round for many jobs', () => withProject(backend, async (p) => {
       const a = await Promise.all([1, 2, 3].map((x) => create(p, 'poll-a', ops.sleepy, { args: [0.5 * x] })));
       const b = await Promise.all([4, 5, 6].map((x) => create(p, 'poll-b', ops.scale, { args: [[x]], kwargs: { factor: 1 } })));
+      // The gate job runs until the first round is over, so there are always several rounds, however
+      // slowly the jobs were started.
+      const gateFile = path.join(backend.sharedDir(p.dir), `gate-${token()}`);
+      const gate = await create(p, 'poll-gate', ops.gate, { args: [gateFile] });
       await Job.startMany(a, startOptions(backend));
-      await Job.startMany(b, startOptions(backend));
-      const jobs = [...a, ...b];
+      await Job.startMany([...b, gate], startOptions(backend));
+      const jobs = [...a, ...b, gate];
       const queriesBefore = p.system.polls.queries;
       const logBefore = p.transport.commands.length;
       let rounds = 0;
-      await Job.waitAll(jobs, { ...WAIT, onProgress: () => { rounds++; } });
+      await Job.waitAll(jobs, { ...WAIT, onProgress: () => { if (rounds++ === 0) fs.writeFileSync(gateFile, ''); } });
       expectAll(jobs, 'succeeded');
+      expect((await gate.getResults(WAIT)).result).toBe('opened');
       expect(rounds).toBeGreaterThan(1);
       expect(p.system.polls.queries - queriesBefore).toBe(rounds);
       const statusQueries = p.transport.commands.slice(logBefore).filter((c) => STATUS_COMMAND[backend.kind].test(c));
