@@ -2,22 +2,13 @@
 // address must not depend on how a value happened to be built: object keys are sorted, and the
 // values are the codec's encoded form (JSON-safe, one form per value).
 import { createHash } from 'node:crypto';
+import { canonicalJson as canonicalOf } from '../job/identity.js';
+import type { Json } from '../util/codec.js';
 
-/** JSON with object keys sorted at every depth; arrays keep their order. */
+/** JSON with object keys sorted at every depth (the same form a job's restart hash uses); arrays keep their order. */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value)) ?? 'null';
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value === null || typeof value !== 'object') return value;
-  const src = value as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(src).sort()) {
-    // defineProperty: a `__proto__` key is data here, and assigning it would change the prototype.
-    Object.defineProperty(out, k, { value: sortKeys(src[k]), enumerable: true, writable: true, configurable: true });
-  }
-  return out;
+  // Encoded values are Json; a missing one (no submission input) counts as null.
+  return canonicalOf((value ?? null) as Json);
 }
 
 export function sha256Hex(text: string): string {

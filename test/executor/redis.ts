@@ -4,9 +4,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../src/executor/redis-server.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 
@@ -47,18 +47,8 @@ export function skipWithoutRedis(what: string): boolean {
   return true;
 }
 
-/** A TCP port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** A TCP port nobody listens on right now: the executor's own. */
+export { freePort };
 
 export async function startTestRedis(): Promise<TestRedis> {
   const reason = redisUnavailable();

@@ -4,7 +4,7 @@
 // It runs until Ctrl-C or SIGTERM, which let the running task finish first.
 import { XprError } from '../../errors.js';
 import { runRemoteWorker, type RemoteWorkerSummary } from '../../executor/remote-worker.js';
-import { clientEndpoint, ENV, parseCores, parseMaxMem } from '../../executor/settings.js';
+import { clientEndpoint, ENV, parseBoolean, parseCores, parseMaxMem } from '../../executor/settings.js';
 import type { CommandContext } from '../common.js';
 import type { FormatOptions } from '../format.js';
 
@@ -44,8 +44,10 @@ export async function runWorker(opts: WorkerOptions): Promise<RemoteWorkerSummar
 /** `--keep-temp-files`, else XPR_EXECUTOR_KEEP_TEMP_FILES (BespokeFit's BEFLOW_KEEP_TMP_FILES too). */
 function keepTempFiles(opts: WorkerOptions, env: NodeJS.ProcessEnv): boolean {
   if (opts.keepTempFiles) return true;
-  const raw = env[ENV.keepTempFiles] ?? env.BEFLOW_KEEP_TMP_FILES;
-  return raw !== undefined && /^(1|true|yes|on)$/i.test(raw.trim());
+  const xpr = env[ENV.keepTempFiles];
+  if (xpr !== undefined) return parseBoolean(xpr, ENV.keepTempFiles);
+  const beflow = env.BEFLOW_KEEP_TMP_FILES;
+  return beflow !== undefined && parseBoolean(beflow, 'BEFLOW_KEEP_TMP_FILES');
 }
 
 function only<T>(values: Record<string, T>, flag: string): T {
