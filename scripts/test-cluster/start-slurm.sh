@@ -138,6 +138,12 @@ stop_pidfile() {
   rm -f "$file"
 }
 
+# Remove pid file $1 unless it names a live $2. A daemon killed with SIGKILL (or with its machine's
+# session) leaves its pid file behind, and the next start must not take that for the new daemon.
+clear_stale_pidfile() {
+  if [ -e "$1" ] && ! pid_alive "$1" "$2"; then rm -f "$1"; fi
+}
+
 # True when the daemon NAME has died: its pid file names a dead process, or there is no pid file
 # yet and no process of that name either. Some daemons (mariadbd) write their pid file only once
 # they are ready, so a missing pid file alone means nothing.
@@ -318,7 +324,8 @@ fi
 
 # ---------------------------------------------------------------- MariaDB + slurmdbd
 if [ "$ACCOUNTING" = slurmdbd ]; then
-  if mariadb-admin ping >/dev/null 2>&1; then
+  # Cut off: a mariadbd that is stopped or swamped accepts the connection and never answers.
+  if timeout 5 mariadb-admin ping >/dev/null 2>&1; then
     say "mariadbd already running"
   else
     if [ ! -d /var/lib/mysql/mysql ]; then
@@ -326,9 +333,16 @@ if [ "$ACCOUNTING" = slurmdbd ]; then
       mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
     fi
     install -d -o mysql -g mysql -m 0755 /run/mysqld
-    say "starting mariadbd (unix socket only)"
-    setsid mariadbd 9>&- --user=mysql --skip-networking --pid-file="$MYSQL_PID" \
-      </dev/null >>"$MYSQL_LOG" 2>&1 &
+    if pid_alive "$MYSQL_PID" mariadbd; then
+      # Alive but not answering yet (still starting, or busy): a second one would die on InnoDB's lock.
+      say "mariadbd (pid $(cat "$MYSQL_PID")) is not answering yet; waiting for it"
+    else
+      # mariadbd writes its pid file only once it is ready, so a stale one would stand for it until then.
+      rm -f "$MYSQL_PID"
+      say "starting mariadbd (unix socket only)"
+      setsid mariadbd 9>&- --user=mysql --skip-networking --pid-file="$MYSQL_PID" \
+        </dev/null >>"$MYSQL_LOG" 2>&1 &
+    fi
     rc=0; wait_until "$WAIT_SECONDS" "$MYSQL_PID" mariadbd 'mariadb-admin ping' || rc=$?
     [ "$rc" -eq 0 ] || die "mariadbd did not come up: $(why_failed "$rc" mariadbd); last log lines:
 $(tail -n 20 "$MYSQL_LOG" 2>/dev/null)"
@@ -342,6 +356,7 @@ GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" \
     say "slurmdbd already running (pid $(cat "$DBD_PID"))"
   else
     say "starting slurmdbd"
+    clear_stale_pidfile "$DBD_PID" slurmdbd
     slurmdbd 9>&- || die "slurmdbd failed to start; last log lines:
 $(tail -n 20 "$LOG_DIR/slurmdbd.log" 2>/dev/null)"
   fi
@@ -362,6 +377,7 @@ if pid_alive "$CTLD_PID" slurmctld; then
   say "slurmctld already running (pid $(cat "$CTLD_PID"))"
 else
   say "starting slurmctld"
+  clear_stale_pidfile "$CTLD_PID" slurmctld
   slurmctld 9>&- || die "slurmctld failed to start; last log lines:
 $(tail -n 20 "$LOG_DIR/slurmctld.log" 2>/dev/null)"
 fi
@@ -374,6 +390,7 @@ if pid_alive "$SLURMD_PID" slurmd; then
   say "slurmd already running (pid $(cat "$SLURMD_PID"))"
 else
   say "starting slurmd"
+  clear_stale_pidfile "$SLURMD_PID" slurmd
   slurmd 9>&- || die "slurmd failed to start; last log lines:
 $(tail -n 20 "$LOG_DIR/slurmd.log" 2>/dev/null)"
 fi
