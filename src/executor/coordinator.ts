@@ -33,6 +33,9 @@ export const TASK_JOB_OPTIONS: JobsOptions = {
 
 const ACTIVE: readonly SubmissionStatus[] = ['waiting', 'running'];
 
+/** Tasks joined and queued together when a stage is entered. */
+const ENTER_BATCH = 500;
+
 export interface CoordinatorOptions {
   /** Redis URL (with its password). */
   redis: string;
@@ -85,6 +88,11 @@ export class Coordinator {
    * completes at once (a cache hit) two reads per stage.
    */
   readonly #carried = new Map<string, { sub: Submission; input: unknown; prev: unknown }>();
+  /**
+   * News of finished tasks not yet matched to their waiters. QueueEvents hands over a whole batch
+   * of stream entries at once; their waiters are then read in one round trip, not one each.
+   */
+  #news: Hint[] = [];
   #closed = false;
   #everReady = false;
 
@@ -331,19 +339,31 @@ export class Coordinator {
     }
     const queue = await this.#stageQueue(stage); // following its events before any of its tasks can finish
     const distinct = uniqueTasks(tasks);
-    const { finished, cached } = await this.store.joinStage(sub.id, k, distinct);
     const results = new Map<string, unknown>();
-    const open: StageTask[] = [];
-    distinct.forEach((t, i) => {
-      if (finished.has(t.taskId)) return;
-      const hit = cached[i];
-      if (hit) results.set(t.taskId, hit.value);
-      else open.push(t);
-    });
-    const { results: fromJobs, toQueue } = await this.#inspectJobs(queue, stage, open, true);
-    if (!(fromJobs instanceof Map)) throw new Error('unreachable: a failed task is queued again on entering');
-    for (const [t, v] of fromJobs) results.set(t, v);
-    if (toQueue.length > 0) await this.#queueTasks(sub, wf, queue, input as Json, toQueue);
+    // Tasks that finished before (a retry) are read with the first batch.
+    let finished = new Set<string>();
+    // A batch at a time, each queued before the next is looked at: the workers start on the first
+    // tasks of a 10,000-task stage while the rest are still being joined.
+    for (let i = 0; i === 0 || i < distinct.length; i += ENTER_BATCH) {
+      const batch = distinct.slice(i, i + ENTER_BATCH);
+      const joined = await this.store.joinTasks(sub.id, k, batch, batch.map((t) => queue.toKey(t.taskId)), i === 0);
+      if (i === 0) finished = joined.finished;
+      const open: StageTask[] = [];
+      const openExists: boolean[] = [];
+      batch.forEach((t, j) => {
+        if (finished.has(t.taskId)) return;
+        const hit = joined.cached[j];
+        if (hit) results.set(t.taskId, hit.value);
+        else {
+          open.push(t);
+          openExists.push(joined.exists[j]!);
+        }
+      });
+      const { results: fromJobs, toQueue } = await this.#inspectJobs(queue, stage, open, true, openExists);
+      if (!(fromJobs instanceof Map)) throw new Error('unreachable: a failed task is queued again on entering');
+      for (const [t, v] of fromJobs) results.set(t, v);
+      if (toQueue.length > 0) await this.#queueTasks(sub, wf, queue, input as Json, toQueue);
+    }
 
     const previous = sub.status;
     const progress = sub.stages[k]!;
@@ -451,12 +471,13 @@ export class Coordinator {
    * have no job (to be queued), or the stage's error when a job failed. On `entering`, a failed
    * job is queued again instead: a failure is never reused.
    */
-  async #inspectJobs(queue: Queue<TaskData, TaskOutcome>, stage: string, tasks: StageTask[], entering: boolean): Promise<{ results: Map<string, unknown> | StageError; toQueue: StageTask[] }> {
+  async #inspectJobs(queue: Queue<TaskData, TaskOutcome>, stage: string, tasks: StageTask[], entering: boolean, known?: boolean[]): Promise<{ results: Map<string, unknown> | StageError; toQueue: StageTask[] }> {
     const results = new Map<string, unknown>();
     const toQueue: StageTask[] = [];
     // A job exists exactly when its hash does. Most tasks of a stage being entered have no job yet:
-    // one pipelined EXISTS each spares them a getJobState script, the costliest command per task.
-    const exists = await this.store.existing(tasks.map((t) => queue.toKey(t.taskId)));
+    // one pipelined EXISTS each (`known`, when the caller asked already) spares them a getJobState
+    // script, the costliest command per task.
+    const exists = known ?? await this.store.existing(tasks.map((t) => queue.toKey(t.taskId)));
     const states = await Promise.all(tasks.map((t, i) => (exists[i] ? queue.getJobState(t.taskId) : 'unknown' as const)));
     for (const [i, t] of tasks.entries()) {
       const state = states[i];
@@ -577,7 +598,8 @@ export class Coordinator {
     const events = new QueueEvents(name, { connection, prefix: BULL_PREFIX, lastEventId });
     events.on('error', () => {});
     const wake = (taskId: string, outcome?: TaskOutcome): void => {
-      this.#wakeWaiters({ taskId, stage, ...(outcome ? { outcome } : {}) }).catch(this.#onError);
+      if (this.#news.length === 0) queueMicrotask(() => this.#wakeWaiters().catch(this.#onError));
+      this.#news.push({ taskId, stage, ...(outcome ? { outcome } : {}) });
     };
     events.on('completed', ({ jobId, returnvalue }) => wake(jobId, isOutcome(returnvalue) ? returnvalue : undefined));
     events.on('failed', ({ jobId }) => wake(jobId));
@@ -587,9 +609,15 @@ export class Coordinator {
     return { queue, events };
   }
 
-  async #wakeWaiters(hint: Hint): Promise<void> {
-    if (this.#closed) return;
-    for (const sub of await this.store.waitersOf(hint.taskId)) this.#schedule(sub, hint).catch(this.#onError);
+  /** Schedules the waiters of every task in the news for an advance. */
+  async #wakeWaiters(): Promise<void> {
+    const news = this.#news;
+    this.#news = [];
+    if (this.#closed || news.length === 0) return;
+    const waiters = await this.store.waitersOf(news.map((h) => h.taskId));
+    news.forEach((hint, i) => {
+      for (const sub of waiters[i]!) this.#schedule(sub, hint).catch(this.#onError);
+    });
   }
 }
 

@@ -161,16 +161,25 @@ export class ExecutorStore {
    * The first look at stage `k`'s tasks (unique), in one round trip: the submission joins their
    * waiters, and gets which of them have finished for it and which are cached.
    */
-  async joinStage(id: string, k: number, tasks: { taskId: string; sharedKey: string }[]): Promise<{ finished: Set<string>; cached: (CacheEntry | undefined)[] }> {
+  /**
+   * Adds submission `id` to the waiters of `tasks` (of its stage `k`), and reads what is known of
+   * each: its cache entry (by shared key, else by task id) and whether its BullMQ job exists
+   * (`jobKeys`, in the same order); with `withFinished`, also the stage's finished tasks. One round trip.
+   */
+  async joinTasks(id: string, k: number, tasks: { taskId: string; sharedKey: string }[], jobKeys: string[], withFinished: boolean): Promise<{ finished: Set<string>; cached: (CacheEntry | undefined)[]; exists: boolean[] }> {
     const p = this.redis.pipeline();
+    if (withFinished) p.hkeys(keys.stageResults(id, k));
     for (const t of tasks) p.sadd(keys.waiters(t.taskId), id);
-    p.hkeys(keys.stageResults(id, k));
-    const names = tasks.flatMap((t) => [keys.cache(t.sharedKey), keys.cache(t.taskId)]);
-    if (names.length > 0) p.mget(...names);
+    if (tasks.length > 0) p.mget(...tasks.flatMap((t) => [keys.cache(t.sharedKey), keys.cache(t.taskId)]));
+    for (const key of jobKeys) p.exists(key);
     const replies = checkExec(await p.exec());
-    const finished = new Set(replies[tasks.length] as string[]);
-    const found = (names.length > 0 ? replies[tasks.length + 1] : []) as (string | null)[];
-    return { finished, cached: tasks.map((_, i) => parseCache(found[2 * i] ?? found[2 * i + 1])) };
+    const finished = new Set(withFinished ? replies.shift() as string[] : []);
+    const found = (tasks.length > 0 ? replies[tasks.length] : []) as (string | null)[];
+    return {
+      finished,
+      cached: tasks.map((_, i) => parseCache(found[2 * i] ?? found[2 * i + 1])),
+      exists: (replies.slice(tasks.length + 1) as number[]).map((n) => n > 0),
+    };
   }
 
   /**
@@ -248,8 +257,12 @@ export class ExecutorStore {
     return taskIds.map((_, i) => replies[2 * i + 1] ?? 0);
   }
 
-  async waitersOf(taskId: string): Promise<string[]> {
-    return this.redis.smembers(keys.waiters(taskId));
+  /** The submissions waiting for each task, in one round trip. */
+  async waitersOf(taskIds: string[]): Promise<string[][]> {
+    if (taskIds.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const t of taskIds) p.smembers(keys.waiters(t));
+    return checkExec(await p.exec()) as string[][];
   }
 
   // ---------------------------------------------------------------- cache

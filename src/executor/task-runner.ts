@@ -83,7 +83,7 @@ export function decodeTaskFailure(reason: string): SerializedError {
 
 /** Run one task and return its outcome; throws StageFailed for the stage's own errors. */
 export async function runTask(taskId: string, data: TaskData, env: TaskEnvironment): Promise<TaskOutcome> {
-  const spec = findStage(await loadWorkflowModule(data.codeHash, env), data);
+  const spec = await stageOf(data, env);
   let readInput = false;
   let submissionInput: { value: unknown } | undefined;
   // Made when the stage first asks for it: making and removing a dir for every task would cost a
@@ -152,6 +152,19 @@ async function importBundle(hash: string, env: TaskEnvironment): Promise<Record<
     fs.renameSync(tmp, file);
   }
   return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+}
+
+/** Stages found, by code hash, workflow and stage name: a worker looks the same one up for every task. */
+const stages = new Map<string, StageSpec>();
+
+async function stageOf(data: TaskData, env: TaskEnvironment): Promise<StageSpec> {
+  const key = `${data.codeHash}\0${data.workflow}\0${data.stage}`;
+  let spec = stages.get(key);
+  if (!spec) {
+    spec = findStage(await loadWorkflowModule(data.codeHash, env), data);
+    stages.set(key, spec);
+  }
+  return spec;
 }
 
 /** The stage the task names, in the workflow the task names; a mismatch is the code's, not a blip. */

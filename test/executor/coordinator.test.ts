@@ -278,6 +278,59 @@ describe.skipIf(skipWithoutRedis('the coordinator tests'))('coordinator', () => 
     expect(decode(sub.result)).toBe(20);
   });
 
+  // A stage is entered 500 tasks at a time (ENTER_BATCH); these cross several batches.
+  it('enters a 1,200-task stage batch by batch: cache hits from an earlier submission, duplicates once, results in order', async () => {
+    const range = async (n: unknown) => Array.from({ length: Number(n) }, (_v, i) => i % 1100); // 1100..1199 repeat 0..99
+    const wf = await register('wide', [
+      { stage: 'range', run: range },
+      { stage: 'square', each: true, run: async (x: unknown) => Number(x) * Number(x) },
+    ]);
+    await serve(wf, 8);
+    const first = await finished(await coordinator.submit(wf.name, 700));
+    expect(first.status).toBe('success');
+    expect(count(`${wf.name}/square`)).toBe(700);
+
+    const second = await finished(await coordinator.submit(wf.name, 1200), 60_000);
+    expect(second.status).toBe('success');
+    const want = Array.from({ length: 1200 }, (_v, i) => (i % 1100) ** 2);
+    expect(decode(second.result)).toEqual(want);
+    // 0..699 came from the cache (the first and second batches), 700..1099 ran once each, and the
+    // repeats of 0..99 in the third batch are the same tasks as the first batch's.
+    expect(count(`${wf.name}/square`)).toBe(1100);
+    for (const x of [0, 499, 500, 699, 700, 1099]) expect(count(`${wf.name}/square:${x}`), `element ${x}`).toBe(1);
+    expect(second.stages[1]).toMatchObject({ stage: 'square', status: 'success', done: 1100, total: 1100 });
+  });
+
+  it('retries a 1,200-task stage that failed in its third batch: only the failed task runs again', async () => {
+    let broken = true;
+    const wf = await register('wide-retry', [
+      { stage: 'range', run: async (n: unknown) => Array.from({ length: Number(n) }, (_v, i) => i) },
+      {
+        stage: 'half', each: true,
+        run: async (x: unknown) => {
+          if (broken && x === 1150) throw new RangeError('1150 is not allowed yet');
+          return Number(x) / 2;
+        },
+      },
+    ]);
+    await serve(wf, 8);
+    const id = await coordinator.submit(wf.name, 1200);
+    const errored = await finished(id, 60_000);
+    expect(errored.status).toBe('errored');
+    expect(errored.error).toMatchObject({ stage: 'half', type: 'RangeError', message: '1150 is not allowed yet' });
+    // The other tasks run on after the failure; wait until all 1,199 have.
+    for (let i = 0; count(`${wf.name}/half`) < 1200 && i < 300; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(count(`${wf.name}/half`)).toBe(1200);
+
+    broken = false;
+    await coordinator.retry(id);
+    const done = await finished(id, 60_000);
+    expect(done.status).toBe('success');
+    expect(decode(done.result)).toEqual(Array.from({ length: 1200 }, (_v, i) => i / 2));
+    expect(count(`${wf.name}/half:1150`)).toBe(2);
+    expect(count(`${wf.name}/half`)).toBe(1201);
+  });
+
   it('completes from the cache without running a worker', async () => {
     const wf = await register('cached', [
       { stage: 'double', run: async (x: unknown) => (x as number) * 2 },
