@@ -32,11 +32,26 @@ WAIT_SECONDS="${XPR_SGE_WAIT:-60}"
 exec 9>/run/xpr-start-sge.lock
 flock -w 600 9 || die "another start-sge.sh has held /run/xpr-start-sge.lock for 10 minutes"
 
+# True when process $1 is a zombie: killed but not yet reaped. Where init reaps late (a container,
+# a VM's own init), a killed daemon keeps its /proc entry for a while, but it is gone.
+zombie() { [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
+# True when a process named $1 runs (zombies do not count).
+running_named() {
+  local pid
+  for pid in $(pgrep -x "$1"); do zombie "$pid" || return 0; done
+  return 1
+}
 pid_alive() { # pid_alive FILE NAME
   local pid
   [ -s "$1" ] || return 1
   pid="$(cat "$1" 2>/dev/null)" || return 1
-  [ -n "$pid" ] && [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
+  [ -n "$pid" ] && [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && ! zombie "$pid"
+}
+# True when the daemon NAME has died: its pid file ($1) names a dead process, or there is no pid
+# file yet and no process of that name either. A daemon killed with its session leaves its pid file
+# behind, and a new one may not have written its own yet on a loaded machine.
+daemon_died() {
+  if [ -s "$1" ]; then ! pid_alive "$1" "$2"; else ! running_named "$2"; fi
 }
 execd_pidfile() {
   local f
@@ -56,7 +71,7 @@ stop_pid() { # stop_pid FILE NAME
   pid="$(cat "$1")"
   say "stopping $2 (pid $pid)"
   kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+  for _ in $(seq 1 100); do { [ -d "/proc/$pid" ] && ! zombie "$pid"; } || break; sleep 0.1; done
   if [ -d "/proc/$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
 }
 
@@ -103,16 +118,17 @@ if pid_alive "$QMASTER_PID" sge_qmaster; then
   say "sge_qmaster already running (pid $(cat "$QMASTER_PID"))"
 else
   say "starting sge_qmaster"
+  rm -f "$QMASTER_PID" # stale: it names no live sge_qmaster
   sge_qmaster 9>&- || die "sge_qmaster failed to start; see $SPOOL/qmaster/messages"
 fi
 ok=0
 start=$SECONDS
 while [ $((SECONDS - start)) -lt "$WAIT_SECONDS" ]; do
   if timeout 10 qconf -sh >/dev/null 2>&1; then ok=1; break; fi
-  if [ $((SECONDS - start)) -ge 3 ] && ! pid_alive "$QMASTER_PID" sge_qmaster; then break; fi
+  if [ $((SECONDS - start)) -ge 3 ] && daemon_died "$QMASTER_PID" sge_qmaster; then break; fi
   sleep 0.2
 done
-[ "$ok" -eq 1 ] || die "qmaster does not answer 'qconf -sh' ($(pid_alive "$QMASTER_PID" sge_qmaster && echo "after ${WAIT_SECONDS}s" || echo "sge_qmaster died")):
+[ "$ok" -eq 1 ] || die "qmaster does not answer 'qconf -sh' ($(daemon_died "$QMASTER_PID" sge_qmaster && echo "sge_qmaster died" || echo "after ${WAIT_SECONDS}s")):
 $(timeout 10 qconf -sh 2>&1 | head -n 3)
 $(tail -n 5 "$SPOOL/qmaster/messages" 2>/dev/null)"
 
@@ -196,6 +212,7 @@ if f="$(execd_pidfile)"; then
 fi
 if ! execd_pidfile >/dev/null; then
   say "starting sge_execd"
+  rm -f "$SPOOL"/execd/*/execd.pid # stale: none names a live sge_execd
   sge_execd 9>&- || die "sge_execd failed to start; see $SPOOL/execd/*/messages"
 fi
 
@@ -217,7 +234,7 @@ while [ $((SECONDS - start)) -lt "$WAIT_SECONDS" ]; do
       cleared=1
     fi
   fi
-  if [ $((SECONDS - start)) -ge 5 ] && ! execd_pidfile >/dev/null; then die "sge_execd died; see $SPOOL/execd/*/messages"; fi
+  if [ $((SECONDS - start)) -ge 5 ] && ! execd_pidfile >/dev/null && ! running_named sge_execd; then die "sge_execd died; see $SPOOL/execd/*/messages"; fi
   sleep 0.5
 done
 [ -n "$line" ] && [ -z "$state" ] || die "queue all.q@$HOST is not ready after ${WAIT_SECONDS}s (state '${state}'):

@@ -116,13 +116,22 @@ JobAcctGatherParams=OverMemoryKill"
   *) die "XPR_SLURM_CGROUP must be auto, v1 or none (got '$CGROUP')" ;;
 esac
 
+# True when process $1 is a zombie: killed but not yet reaped. Where init reaps late (a container,
+# a VM's own init), a killed daemon keeps its /proc entry for a while, but it is gone.
+zombie() { [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
+# True when a process named $1 runs (zombies do not count).
+running_named() {
+  local pid
+  for pid in $(pgrep -x "$1"); do zombie "$pid" || return 0; done
+  return 1
+}
 # True when pid file $1 names a live process whose command name is $2.
 pid_alive() {
   local file="$1" name="$2" pid
   [ -s "$file" ] || return 1
   pid="$(cat "$file" 2>/dev/null)" || return 1
   [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] && ! zombie "$pid"
 }
 
 # Stop the process named by pid file $1 if it is a live $2; SIGTERM, then SIGKILL after 10 s.
@@ -132,7 +141,7 @@ stop_pidfile() {
     pid="$(cat "$file")"
     say "stopping $name (pid $pid)"
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    for _ in $(seq 1 100); do { [ -d "/proc/$pid" ] && ! zombie "$pid"; } || break; sleep 0.1; done
     if [ -d "/proc/$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$file"
@@ -149,7 +158,7 @@ clear_stale_pidfile() {
 # they are ready, so a missing pid file alone means nothing.
 daemon_died() {
   local file="$1" name="$2"
-  if [ -s "$file" ]; then ! pid_alive "$file" "$name"; else ! pgrep -x "$name" >/dev/null 2>&1; fi
+  if [ -s "$file" ]; then ! pid_alive "$file" "$name"; else ! running_named "$name"; fi
 }
 
 # wait_until SECONDS PIDFILE NAME SHELL-COMMAND: retry the command (each try cut off after 10 s)
