@@ -17,6 +17,8 @@ set -euo pipefail
 
 say() { printf 'start-sge: %s\n' "$*"; }
 die() { printf 'start-sge: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=daemons.sh
+. "$(dirname "$0")/daemons.sh"
 
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -32,27 +34,6 @@ WAIT_SECONDS="${XPR_SGE_WAIT:-60}"
 exec 9>/run/xpr-start-sge.lock
 flock -w 600 9 || die "another start-sge.sh has held /run/xpr-start-sge.lock for 10 minutes"
 
-# True when process $1 is a zombie: killed but not yet reaped. Where init reaps late (a container,
-# a VM's own init), a killed daemon keeps its /proc entry for a while, but it is gone.
-zombie() { [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
-# True when a process named $1 runs (zombies do not count).
-running_named() {
-  local pid
-  for pid in $(pgrep -x "$1"); do zombie "$pid" || return 0; done
-  return 1
-}
-pid_alive() { # pid_alive FILE NAME
-  local pid
-  [ -s "$1" ] || return 1
-  pid="$(cat "$1" 2>/dev/null)" || return 1
-  [ -n "$pid" ] && [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && ! zombie "$pid"
-}
-# True when the daemon NAME has died: its pid file ($1) names a dead process, or there is no pid
-# file yet and no process of that name either. A daemon killed with its session leaves its pid file
-# behind, and a new one may not have written its own yet on a loaded machine.
-daemon_died() {
-  if [ -s "$1" ]; then ! pid_alive "$1" "$2"; else ! running_named "$2"; fi
-}
 execd_pidfile() {
   local f
   for f in "$SPOOL"/execd/*/execd.pid; do
@@ -65,19 +46,10 @@ qconf_quiet() {
   local out
   out="$(timeout 30 qconf "$@" 2>&1)" || die "qconf $* failed: $out"
 }
-stop_pid() { # stop_pid FILE NAME
-  local pid
-  pid_alive "$1" "$2" || return 0
-  pid="$(cat "$1")"
-  say "stopping $2 (pid $pid)"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do { [ -d "/proc/$pid" ] && ! zombie "$pid"; } || break; sleep 0.1; done
-  if [ -d "/proc/$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
-}
 
 if [ "${1:-}" = --stop ]; then
-  if f="$(execd_pidfile)"; then stop_pid "$f" sge_execd; else say "sge_execd not running"; fi
-  if pid_alive "$QMASTER_PID" sge_qmaster; then stop_pid "$QMASTER_PID" sge_qmaster; else say "sge_qmaster not running"; fi
+  if f="$(execd_pidfile)"; then stop_daemon "$f" sge_execd; else say "sge_execd not running"; fi
+  if pid_alive "$QMASTER_PID" sge_qmaster; then stop_daemon "$QMASTER_PID" sge_qmaster; else say "sge_qmaster not running"; fi
   exit 0
 fi
 [ -z "${1:-}" ] || die "unknown argument '$1' (use --stop)"
@@ -107,8 +79,8 @@ if [ "$aliases" != "$HOST" ]; then
     chown sgeadmin:sgeadmin "$COMMON/host_aliases" 2>/dev/null || true
     if pid_alive "$QMASTER_PID" sge_qmaster; then
       say "restarting the daemons for the new host_aliases"
-      if f="$(execd_pidfile)"; then stop_pid "$f" sge_execd; fi
-      stop_pid "$QMASTER_PID" sge_qmaster
+      if f="$(execd_pidfile)"; then stop_daemon "$f" sge_execd; fi
+      stop_daemon "$QMASTER_PID" sge_qmaster
     fi
   fi
 fi
@@ -118,7 +90,7 @@ if pid_alive "$QMASTER_PID" sge_qmaster; then
   say "sge_qmaster already running (pid $(cat "$QMASTER_PID"))"
 else
   say "starting sge_qmaster"
-  rm -f "$QMASTER_PID" # stale: it names no live sge_qmaster
+  clear_stale_pidfile "$QMASTER_PID" sge_qmaster
   sge_qmaster 9>&- || die "sge_qmaster failed to start; see $SPOOL/qmaster/messages"
 fi
 ok=0
@@ -205,7 +177,7 @@ fi
 # ---------------------------------------------------------------- execd
 if f="$(execd_pidfile)"; then
   if [ "$restart_execd" -eq 1 ]; then
-    stop_pid "$f" sge_execd
+    stop_daemon "$f" sge_execd
   else
     say "sge_execd already running (pid $(cat "$f"))"
   fi

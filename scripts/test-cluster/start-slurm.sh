@@ -33,6 +33,8 @@ set -euo pipefail
 
 say() { printf 'start-slurm: %s\n' "$*"; }
 die() { printf 'start-slurm: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=daemons.sh
+. "$(dirname "$0")/daemons.sh"
 
 WAIT_SECONDS="${XPR_SLURM_WAIT:-60}"
 CONF_DIR=/etc/slurm
@@ -115,51 +117,6 @@ JobAcctGatherParams=OverMemoryKill"
     ;;
   *) die "XPR_SLURM_CGROUP must be auto, v1 or none (got '$CGROUP')" ;;
 esac
-
-# True when process $1 is a zombie: killed but not yet reaped. Where init reaps late (a container,
-# a VM's own init), a killed daemon keeps its /proc entry for a while, but it is gone.
-zombie() { [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
-# True when a process named $1 runs (zombies do not count).
-running_named() {
-  local pid
-  for pid in $(pgrep -x "$1"); do zombie "$pid" || return 0; done
-  return 1
-}
-# True when pid file $1 names a live process whose command name is $2.
-pid_alive() {
-  local file="$1" name="$2" pid
-  [ -s "$file" ] || return 1
-  pid="$(cat "$file" 2>/dev/null)" || return 1
-  [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] && ! zombie "$pid"
-}
-
-# Stop the process named by pid file $1 if it is a live $2; SIGTERM, then SIGKILL after 10 s.
-stop_pidfile() {
-  local file="$1" name="$2" pid
-  if pid_alive "$file" "$name"; then
-    pid="$(cat "$file")"
-    say "stopping $name (pid $pid)"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do { [ -d "/proc/$pid" ] && ! zombie "$pid"; } || break; sleep 0.1; done
-    if [ -d "/proc/$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
-  fi
-  rm -f "$file"
-}
-
-# Remove pid file $1 unless it names a live $2. A daemon killed with SIGKILL (or with its machine's
-# session) leaves its pid file behind, and the next start must not take that for the new daemon.
-clear_stale_pidfile() {
-  if [ -e "$1" ] && ! pid_alive "$1" "$2"; then rm -f "$1"; fi
-}
-
-# True when the daemon NAME has died: its pid file names a dead process, or there is no pid file
-# yet and no process of that name either. Some daemons (mariadbd) write their pid file only once
-# they are ready, so a missing pid file alone means nothing.
-daemon_died() {
-  local file="$1" name="$2"
-  if [ -s "$file" ]; then ! pid_alive "$file" "$name"; else ! running_named "$name"; fi
-}
 
 # wait_until SECONDS PIDFILE NAME SHELL-COMMAND: retry the command (each try cut off after 10 s)
 # until it succeeds. Returns 1 on timeout, and 2 at once when the daemon NAME has died (checked
@@ -326,9 +283,9 @@ EOF
 fi
 
 if [ "$restart" -eq 1 ]; then
-  stop_pidfile "$SLURMD_PID" slurmd
-  stop_pidfile "$CTLD_PID" slurmctld
-  stop_pidfile "$DBD_PID" slurmdbd
+  stop_daemon "$SLURMD_PID" slurmd
+  stop_daemon "$CTLD_PID" slurmctld
+  stop_daemon "$DBD_PID" slurmdbd
 fi
 
 # ---------------------------------------------------------------- MariaDB + slurmdbd
@@ -346,8 +303,7 @@ if [ "$ACCOUNTING" = slurmdbd ]; then
       # Alive but not answering yet (still starting, or busy): a second one would die on InnoDB's lock.
       say "mariadbd (pid $(cat "$MYSQL_PID")) is not answering yet; waiting for it"
     else
-      # mariadbd writes its pid file only once it is ready, so a stale one would stand for it until then.
-      rm -f "$MYSQL_PID"
+      clear_stale_pidfile "$MYSQL_PID" mariadbd
       say "starting mariadbd (unix socket only)"
       setsid mariadbd 9>&- --user=mysql --skip-networking --pid-file="$MYSQL_PID" \
         </dev/null >>"$MYSQL_LOG" 2>&1 &
@@ -378,7 +334,7 @@ $(tail -n 20 "$LOG_DIR/slurmdbd.log" 2>/dev/null)"
   fi
 elif pid_alive "$DBD_PID" slurmdbd; then
   say "accounting is off; stopping slurmdbd"
-  stop_pidfile "$DBD_PID" slurmdbd
+  stop_daemon "$DBD_PID" slurmdbd
 fi
 
 # ---------------------------------------------------------------- slurmctld + slurmd

@@ -10,6 +10,8 @@ set -euo pipefail
 
 say() { printf 'stop-slurm: %s\n' "$*"; }
 die() { printf 'stop-slurm: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=daemons.sh
+. "$(dirname "$0")/daemons.sh"
 
 purge=0
 for arg in "$@"; do
@@ -21,27 +23,15 @@ for arg in "$@"; do
 done
 [ "$(id -u)" -eq 0 ] || die "must run as root; try: sudo $0"
 
-# True when process $1 is a zombie: killed but not yet reaped. Where init reaps late (a container,
-# a VM's own init), a killed daemon keeps its /proc entry for a while, but it is gone.
-zombie() { [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
-# Stop the process named by pid file $1 if it is a live $2; SIGTERM, then SIGKILL after 15 s.
+# Stop the daemon pid file $1 names if it is a live $2 (SIGKILL after 15 s); say so when it is not.
 stop_pidfile() {
-  local file="$1" name="$2" pid
-  if [ ! -s "$file" ]; then say "$name: not running (no $file)"; return 0; fi
-  pid="$(cat "$file" 2>/dev/null || true)"
-  if [ -z "$pid" ] || [ ! -d "/proc/$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$name" ] || zombie "$pid"; then
-    say "$name: not running (stale $file)"
-    rm -f "$file"
+  if [ ! -s "$1" ]; then say "$2: not running (no $1)"; return 0; fi
+  if ! pid_alive "$1" "$2"; then
+    say "$2: not running (stale $1)"
+    rm -f "$1"
     return 0
   fi
-  say "stopping $name (pid $pid)"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 150); do { [ -d "/proc/$pid" ] && ! zombie "$pid"; } || break; sleep 0.1; done
-  if [ -d "/proc/$pid" ]; then
-    say "$name did not stop after 15 s; sending SIGKILL"
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$file"
+  stop_daemon "$1" "$2" 15
 }
 
 stop_pidfile /run/slurmd.pid slurmd
