@@ -13,8 +13,12 @@ import { freePort, skipWithoutRedis } from './redis.js';
 
 const skip = skipWithoutRedis('the gateway tests');
 
-/** Lease timing short enough that a lapsed lease shows within seconds. */
-const LOCK_MS = 2000;
+/**
+ * Lease timing: short enough that a lapsed lease shows within seconds, long enough that a loaded
+ * 2-core machine (the whole suite running beside it) never leaves a whole lock duration between two
+ * heartbeats sent every fifth of it. At 2 s one full run did, and the lease was lost.
+ */
+const LOCK_MS = 5000;
 
 describe.skipIf(skip)('gateway', () => {
   let h: Harness;
