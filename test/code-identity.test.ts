@@ -11,6 +11,7 @@ import { bundleModule, runnerBundle } from '../src/job/code.js';
 import { Job } from '../src/job/job.js';
 import { Project } from '../src/job/project.js';
 import { PACKAGE_ROOT } from '../src/util/paths.js';
+import { removeProjectDir } from './helpers/localq.js';
 
 let base: string;
 const savedLocalq = process.env.XPR_LOCALQ_DIR;
@@ -20,9 +21,9 @@ beforeAll(() => {
   // The local queue lives outside the projects, so moving a project does not move it.
   process.env.XPR_LOCALQ_DIR = path.join(base, 'localq');
 });
-afterAll(() => {
+afterAll(async () => {
   process.env.XPR_LOCALQ_DIR = savedLocalq;
-  fs.rmSync(base, { recursive: true, force: true });
+  await removeProjectDir(base);
 });
 
 /** A project with an op module that imports a file of its own, a CommonJS package and xpr. */

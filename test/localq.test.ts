@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { local } from '../src/schedulers/local.js';
 import { parseDirectives } from '../src/localq/main.js';
+import { removeProjectDir } from './helpers/localq.js';
 
 const exec = promisify(execFile);
 const MAIN = path.resolve('dist/src/localq/main.js');
@@ -18,7 +19,7 @@ beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xpr-localq-'));
   env = { ...process.env, XPR_LOCALQ_DIR: path.join(dir, 'q') };
 });
-afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+afterEach(async () => { await removeProjectDir(dir, path.join(dir, 'q')); });
 
 async function localq(...args: string[]): Promise<string> {
   return (await exec(process.execPath, [MAIN, ...args], { cwd: dir, env })).stdout;
@@ -95,5 +96,17 @@ describe('localq', () => {
     const states = await waitFor([id], allEnded);
     expect(states.get(id)).toBe('COMPLETED');
     expect(fs.readFileSync(path.join(dir, 'orphan.txt'), 'utf8')).toBe('done\n');
+  });
+
+  it('lets a test remove a project whose job is still writing into it', async () => {
+    // What a driver that stopped early leaves behind: a job writing files into the project. A plain
+    // recursive rm races it (ENOTEMPTY, or the dir made again); the queue must be stopped first.
+    const busy = path.join(dir, 'busy');
+    const id = local.parseSubmit(await localq('submit', script('writer', `while true; do mkdir -p "${busy}/d"; touch "${busy}/d/f$RANDOM"; done`)));
+    const states = await waitFor([id], (s) => s.get(id) === 'RUNNING' && fs.existsSync(busy));
+    expect(states.get(id)).toBe('RUNNING');
+    await removeProjectDir(dir, path.join(dir, 'q'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fs.existsSync(dir)).toBe(false);
   });
 });

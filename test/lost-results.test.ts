@@ -17,6 +17,7 @@ import { Project } from '../src/job/project.js';
 import { EXIT_CODE_FILE, RESULT_FILE } from '../src/runner/protocol.js';
 import { HomeTransport } from './helpers/home-transport.js';
 import * as ops from './fixtures/jobs/ops.js';
+import { removeProjectDir } from './helpers/localq.js';
 
 const OPS = path.resolve('test/fixtures/jobs/ops.js');
 const ONE_CORE = { resources: { num_cores: 1, max_time: '5m' } };
@@ -51,7 +52,7 @@ afterEach(async () => {
   await project.close();
   if (saved === undefined) delete process.env.XPR_MISSING_JOB_GRACE;
   else process.env.XPR_MISSING_JOB_GRACE = saved;
-  fs.rmSync(dir, { recursive: true, force: true });
+  await removeProjectDir(dir);
 });
 
 const double = (x: number) => Job.create({ name: 'double', fn: ops.scale, module: OPS, args: [[x]], kwargs: { factor: 2 }, project });

@@ -14,6 +14,7 @@ import { Project } from '../src/job/project.js';
 import { CODE_DIR, RESULT_FILE } from '../src/runner/protocol.js';
 import { HomeTransport } from './helpers/home-transport.js';
 import * as ops from './fixtures/jobs/ops.js';
+import { removeProjectDir } from './helpers/localq.js';
 
 const OPS = path.resolve('test/fixtures/jobs/ops.js');
 const ONE_CORE = { resources: { num_cores: 1, max_time: '5m' } };
@@ -50,7 +51,7 @@ afterEach(async () => {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
-  fs.rmSync(dir, { recursive: true, force: true });
+  await removeProjectDir(dir);
 });
 
 /** The project as one run of a driver script opens it; every host is reached through `transport`. */

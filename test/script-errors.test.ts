@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeProjectDir } from './helpers/localq.js';
 
 const PACKAGE_ROOT = path.resolve('.');
 
@@ -47,7 +48,7 @@ beforeAll(() => {
   fs.writeFileSync(path.join(dir, 'ops.mjs'), 'export function add(a, b) { return a + b; }\n');
   fs.writeFileSync(path.join(dir, 'script.mjs'), SCRIPT);
 });
-afterAll(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+afterAll(async () => { await removeProjectDir(dir); });
 
 function runScript(which: string, debug = false) {
   const env: NodeJS.ProcessEnv = { ...process.env, EXPYRE_ROOT: path.join(dir, '_expyre'), HOME: dir, XPR_LOCALQ_DIR: path.join(dir, 'localq') };

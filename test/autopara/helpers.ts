@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { JobStore, type JobRecord } from '../../src/store/jobstore.js';
+import { removeProjectDir } from '../helpers/localq.js';
 
 export const FIXTURES = path.resolve('test/fixtures/autopara');
 export const EXAMPLES = path.resolve('examples');
@@ -13,7 +14,7 @@ export interface Sandbox {
   dir: string;
   root: string;
   env: NodeJS.ProcessEnv;
-  cleanup(): void;
+  cleanup(): Promise<void>;
 }
 
 export function sandbox(): Sandbox {
@@ -22,7 +23,7 @@ export function sandbox(): Sandbox {
   fs.mkdirSync(root);
   const env: NodeJS.ProcessEnv = { ...process.env, EXPYRE_ROOT: root, XPR_LOCALQ_DIR: path.join(dir, 'localq'), HOME: dir };
   for (const k of ['WFL_EXPYRE_INFO', 'WFL_NUM_PYTHON_SUBPROCESSES', 'XPR_NUM_SUBPROCESSES', 'WFL_EXPYRE_NO_MARK_PROCESSED']) delete env[k];
-  return { dir, root, env, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  return { dir, root, env, cleanup: () => removeProjectDir(dir) };
 }
 
 export interface RunResult {

@@ -15,11 +15,11 @@ let box: Sandbox;
 let mounts: string[] = [];
 let started: number[] = [];
 beforeEach(() => { box = sandbox(); mounts = []; started = []; });
-afterEach(() => {
+afterEach(async () => {
   for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
   // Unmount before removing the sandbox: rm must not reach into (or trip over) a mount.
   for (const dir of mounts.reverse()) execFileSync('umount', [dir]);
-  box.cleanup();
+  await box.cleanup();
 });
 
 const at = (...parts: string[]) => path.join(box.dir, ...parts);

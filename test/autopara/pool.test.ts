@@ -153,7 +153,7 @@ describe('autoparallelize through the pool (a real script)', () => {
       expect(serial[1]!.trim().split('\n')).toHaveLength(30);
       expect(jsonLines(pooled.stdout)).toEqual([]);
     } finally {
-      box.cleanup();
+      await box.cleanup();
     }
   });
 });

@@ -11,7 +11,7 @@ import { keyMatches, type StackFrame } from '../../src/autopara/stack.js';
 import { FIXTURES, jsonLines, remoteInfo, runNode, sandbox, type Sandbox } from './helpers.js';
 
 const boxes: Sandbox[] = [];
-afterAll(() => { for (const b of boxes) b.cleanup(); });
+afterAll(async () => { for (const b of boxes) await b.cleanup(); });
 
 async function whereEachCallRan(info: unknown, extraEnv: Record<string, string> = {}, script = 'fit.js') {
   const box = sandbox();

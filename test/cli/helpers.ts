@@ -9,6 +9,7 @@ import type { CommandContext } from '../../src/cli/common.js';
 import { Job } from '../../src/job/job.js';
 import { Project } from '../../src/job/project.js';
 import { JobStore, type JobPatch, type NewJob } from '../../src/store/jobstore.js';
+import { removeProjectDir } from '../helpers/localq.js';
 
 export const OPS = path.resolve('test/fixtures/cli/ops.js');
 export const ONE_CORE = { resources: { num_cores: 1, max_time: '5m' } };
@@ -38,7 +39,7 @@ export function cliProject(config?: unknown): CliProject {
     dir, root, dbPath: path.join(root, 'jobs.db'), ctx: { cwd: dir, env },
     scrub: (text) => text.split(dir).join('<tmp>'),
     async cleanup() {
-      fs.rmSync(dir, { recursive: true, force: true });
+      await removeProjectDir(dir);
     },
   };
 }

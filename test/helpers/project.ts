@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Project } from '../../src/job/project.js';
+import { removeProjectDir } from './localq.js';
 
 export interface TempProject {
   dir: string;
@@ -24,7 +25,7 @@ export function tempProject(config?: unknown): TempProject {
     dir, project, env,
     async cleanup() {
       await project.close();
-      fs.rmSync(dir, { recursive: true, force: true });
+      await removeProjectDir(dir);
     },
   };
 }

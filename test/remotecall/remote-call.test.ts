@@ -12,6 +12,7 @@ import { closeAllSshConnections } from '../../src/transport/ssh.js';
 import { userSystemConfig } from '../cluster/cluster-config.js';
 import { clusterShapeUnavailable, clusterUser, driverProject, skipOrFail } from '../cluster/shape.js';
 import { startSshd, type SshdHandle } from '../cluster/sshd.js';
+import { removeProjectDir } from '../helpers/localq.js';
 
 const run = promisify(execFile);
 const EXAMPLE = path.resolve('examples/whole-calls');
@@ -26,7 +27,7 @@ interface Driver {
   /** Run a driver script (ES module text) in the project dir with extra environment. */
   drive(code: string, extraEnv?: NodeJS.ProcessEnv): Promise<Driven>;
   jobs(): { name: string; status: string }[];
-  cleanup(): void;
+  cleanup(): Promise<void>;
 }
 
 function driver(prefix: string, config: object = {}, baseEnv: NodeJS.ProcessEnv = {}): Driver {
@@ -59,7 +60,7 @@ function driver(prefix: string, config: object = {}, baseEnv: NodeJS.ProcessEnv 
         store.close();
       }
     },
-    cleanup: () => fs.rmSync(p.dir, { recursive: true, force: true }),
+    cleanup: () => removeProjectDir(p.dir),
   };
 }
 
@@ -107,7 +108,7 @@ async function reattachAfterKill(d: Driver, info: string, log: string): Promise<
 describe('remoteCall on this machine', () => {
   let d: Driver;
   beforeAll(() => { d = driver('xpr-remotecall-'); });
-  afterAll(() => d?.cleanup());
+  afterAll(async () => { await d?.cleanup(); });
 
   it('runs in this process when its variable is unset', async () => {
     const r = await d.drive(MULTISTAGE);
@@ -233,7 +234,7 @@ describe.skipIf(unavailable !== undefined)('remoteCall on SLURM over SSH as xpr-
     d = driver('xpr-remotecall-ssh-', { systems: { cluster: userSystemConfig(account) } }, { XPR_SSH_CONFIG: sshd.sshConfigFile, XPR_SSH: 'builtin' });
   });
   afterAll(async () => {
-    d?.cleanup();
+    await d?.cleanup();
     await closeAllSshConnections();
     await sshd?.stop();
   });

@@ -12,6 +12,7 @@ import { userSystemConfig } from '../cluster/cluster-config.js';
 import { clusterShapeUnavailable, clusterUser, driverProject, skipOrFail } from '../cluster/shape.js';
 import { startSshd, type SshdHandle } from '../cluster/sshd.js';
 import { ensureSge, SGE_ENV } from '../contract/backends.js';
+import { removeProjectDir } from '../helpers/localq.js';
 
 const run = promisify(execFile);
 const XPR = path.resolve('bin/xpr.js');
@@ -55,7 +56,7 @@ describe('xpr selftest', () => {
   });
   afterAll(async () => {
     await sshd?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) await removeProjectDir(dir);
   });
 
   const xpr = async (args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Ran> => {

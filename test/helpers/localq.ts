@@ -1,0 +1,36 @@
+// Removing a test's project dir while its local queue may still be busy. A driver that stops early
+// (an op raised, or the test killed it) leaves its other jobs running, as a cluster would; those
+// jobs keep writing into the project's stage dirs, so a plain recursive rm can meet a directory that
+// gained a file after it was listed (ENOTEMPTY). The queue is stopped first, then the dir removed.
+import fs from 'node:fs';
+import path from 'node:path';
+import { isAlive, listTasks, readPid, signalGroup } from '../../src/localq/queue.js';
+
+/** SIGKILL a queue's dispatcher (so nothing new starts) and every task it started, and wait for them. */
+export async function stopLocalQueue(qdir: string): Promise<void> {
+  let dispatcher: number | undefined;
+  try {
+    dispatcher = Number.parseInt(fs.readFileSync(path.join(qdir, 'dispatcher.lock'), 'utf8'), 10);
+  } catch { /* no dispatcher */ }
+  if (dispatcher && isAlive(dispatcher)) process.kill(dispatcher, 'SIGKILL');
+  const groups = listTasks(qdir).flatMap((t) => readPid(qdir, t)?.pid ?? []);
+  for (const g of groups) signalGroup(g, 'SIGKILL');
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && groups.some(running)) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** Alive and not a zombie: init may reap a killed process late, and a zombie writes nothing. */
+function running(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Stop the local queue kept at `<dir>/localq`, then remove `dir`. */
+export async function removeProjectDir(dir: string, qdir = path.join(dir, 'localq')): Promise<void> {
+  await stopLocalQueue(qdir);
+  fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+}
