@@ -29,9 +29,13 @@ const base = (scheduler: string, jobDirs: string[]): ScriptInput => ({
 });
 
 function bashSyntaxOk(text: string): void {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'xpr-script-')), 'job.sh');
-  fs.writeFileSync(file, text);
-  execFileSync('bash', ['-n', file]);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xpr-script-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'job.sh'), text);
+    execFileSync('bash', ['-n', path.join(dir, 'job.sh')]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe('job scripts', () => {
@@ -69,9 +73,13 @@ describe('job scripts', () => {
     for (const d of dirs) fs.mkdirSync(path.join(dir, d));
     const text = renderScript({ ...base('local', dirs), header: [], partitionHeader: [], headerExtra: [], commands: [], preCmds: [], postCmds: [], nodeCommand: 'true' });
     fs.writeFileSync(path.join(dir, 'job.sh'), text);
-    for (let i = 0; i < 3; i++) {
-      execFileSync('bash', ['job.sh'], { cwd: dir, env: { ...process.env, XPR_LOCALQ_ARRAY_TASK_ID: String(i) } });
-      expect(fs.readFileSync(path.join(dir, dirs[i]!, '_xpr_exit_code'), 'utf8').trim()).toBe('0');
+    try {
+      for (let i = 0; i < 3; i++) {
+        execFileSync('bash', ['job.sh'], { cwd: dir, env: { ...process.env, XPR_LOCALQ_ARRAY_TASK_ID: String(i) } });
+        expect(fs.readFileSync(path.join(dir, dirs[i]!, '_xpr_exit_code'), 'utf8').trim()).toBe('0');
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -41,6 +41,7 @@ describe('WorkerPool', () => {
       expect(lines.every((l) => l.startsWith('hello '))).toBe(true);
     } finally {
       delete process.env.XPR_TEST_INIT_LOG;
+      fs.rmSync(path.dirname(log), { recursive: true, force: true });
     }
   });
 
