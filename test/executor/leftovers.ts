@@ -1,6 +1,7 @@
 // After a failed test, an executor that was not closed leaves its redis-server and worker processes
 // running (they have their own process groups, as they must). Stop them from its directory.
-import { alive, readState } from '../../src/executor/directory.js';
+import { readState } from '../../src/executor/directory.js';
+import { alive } from '../../src/util/processes.js';
 import { adoptRedisServer, ping } from '../../src/executor/redis-server.js';
 
 export async function stopLeftovers(directory: string): Promise<void> {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { alive } from '../../src/executor/directory.js';
+import { alive } from '../../src/util/processes.js';
 import { slurmSystemConfig } from '../cluster/cluster-config.js';
 import { driverProject, skipOrFail } from '../cluster/shape.js';
 import { ensureSlurm } from '../cluster/slurm.js';

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { alive } from '../../src/util/processes.js';
 import { skipOrFail } from '../cluster/shape.js';
 import { ensureSge } from '../contract/backends.js';
 import { ensureSlurm, START_SLURM_SCRIPT } from '../cluster/slurm.js';
@@ -45,16 +46,6 @@ function pidsNamed(name: string): number[] {
 
 function pidFile(file: string): number {
   return Number(fs.readFileSync(file, 'utf8').trim());
-}
-
-/** A live process: a zombie (killed, not reaped yet) is not. */
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 /** SIGKILLs the process its pid file names, and waits until it is gone; the pid file stays. */

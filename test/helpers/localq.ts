@@ -5,9 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isAlive, listTasks, readPid, signalGroup } from '../../src/localq/queue.js';
+import { alive } from '../../src/util/processes.js';
 
 /** SIGKILL a queue's dispatcher (so nothing new starts) and every task it started, and wait for them. */
-export async function stopLocalQueue(qdir: string): Promise<void> {
+async function stopLocalQueue(qdir: string): Promise<void> {
   let dispatcher: number | undefined;
   try {
     dispatcher = Number.parseInt(fs.readFileSync(path.join(qdir, 'dispatcher.lock'), 'utf8'), 10);
@@ -15,18 +16,9 @@ export async function stopLocalQueue(qdir: string): Promise<void> {
   if (dispatcher && isAlive(dispatcher)) process.kill(dispatcher, 'SIGKILL');
   const groups = listTasks(qdir).flatMap((t) => readPid(qdir, t)?.pid ?? []);
   for (const g of groups) signalGroup(g, 'SIGKILL');
+  // A zombie counts as ended: init may reap a killed task late, and a zombie writes nothing.
   const deadline = Date.now() + 5000;
-  while (Date.now() < deadline && groups.some(running)) await new Promise((r) => setTimeout(r, 50));
-}
-
-/** Alive and not a zombie: init may reap a killed process late, and a zombie writes nothing. */
-function running(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  while (Date.now() < deadline && groups.some(alive)) await new Promise((r) => setTimeout(r, 50));
 }
 
 /** Stop the local queue kept at `<dir>/localq`, then remove `dir`. */
