@@ -42,6 +42,20 @@ describe('the job database in trouble', () => {
     store.close();
   });
 
+  it('a new file another process is still setting up: opening waits for it instead of failing at once', async () => {
+    // Two drivers started together on a fresh project: one holds the new file's write lock while
+    // the other switches it to WAL, which SQLite refuses at once, without calling the busy handler.
+    const file = path.join(dir, 'jobs.db');
+    const holder = await holdDatabase(file, { releaseAfterMs: 400 });
+    const t0 = Date.now();
+    const store = JobStore.open(file);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+    store.insert(job('a'));
+    expect(store.list().map((r) => r.id)).toEqual(['a']);
+    store.close();
+    await holder.release();
+  });
+
   it('damaged: an XprError naming the file and how to record the jobs again', () => {
     const file = path.join(dir, 'jobs.db');
     fs.writeFileSync(file, 'this is not a database, just text that happens to be here\n'.repeat(100));

@@ -88,6 +88,28 @@ function busyTimeoutMs(): number {
 }
 
 /**
+ * Put the database in WAL mode. A new file starts in rollback-journal mode, and when two processes
+ * make that switch at once (two drivers started together on a fresh project) SQLite gives one of
+ * them SQLITE_BUSY at once instead of calling the busy handler, since both hold a read lock and
+ * each waiting for the other could deadlock. So the switch is tried again here, for as long as
+ * any other statement would wait; the other process's switch ends within milliseconds.
+ */
+function switchToWal(db: Database.Database, waitMs: number): void {
+  const end = Date.now() + waitMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let delayMs = 2; ; delayMs = Math.min(delayMs * 2, 100)) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code !== 'SQLITE_BUSY' || Date.now() >= end) throw err;
+      Atomics.wait(pause, 0, 0, delayMs);
+    }
+  }
+}
+
+/**
  * The store with every method's SQLite errors said in a user's terms (db-errors.ts): one wrapper
  * here instead of a try/catch in each method, so a method added later cannot forget it.
  */
@@ -168,9 +190,10 @@ export class JobStore {
       });
     }
     try {
-      db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? busyTimeoutMs()}`);
+      const waitMs = options.busyTimeoutMs ?? busyTimeoutMs();
+      db.pragma(`busy_timeout = ${waitMs}`);
       if (!readonly) {
-        db.pragma('journal_mode = WAL');
+        switchToWal(db, waitMs);
         db.pragma('synchronous = NORMAL');
       }
       let store = new JobStore(dbPath, db);

@@ -14,21 +14,26 @@ export interface Holder {
 /**
  * A child process with `file` open. `lock`: it holds a write transaction. `commitFirst`: SQL it
  * commits before that (left in the write-ahead log: the child never checkpoints while it holds).
+ * `releaseAfterMs`: it ends the transaction and closes the file by itself after that long, so a
+ * test can block on the file synchronously meanwhile. A new file stays in SQLite's default
+ * rollback-journal mode: the child never switches it to WAL, as the first process to open it may not have yet.
  */
-export async function holdDatabase(file: string, options: { lock?: boolean; commitFirst?: string } = {}): Promise<Holder> {
-  const { lock = true, commitFirst } = options;
+export async function holdDatabase(file: string, options: { lock?: boolean; commitFirst?: string; releaseAfterMs?: number } = {}): Promise<Holder> {
+  const { lock = true, commitFirst, releaseAfterMs } = options;
   const child = spawn(process.execPath, ['-e', `
     const db = new (require(${JSON.stringify(BETTER_SQLITE3)}))(${JSON.stringify(file)});
     db.pragma('wal_autocheckpoint = 0');
     ${commitFirst ? `db.exec(${JSON.stringify(commitFirst)});` : ''}
     ${lock ? "db.exec('BEGIN IMMEDIATE');" : ''}
     console.log('HOLDING');
+    const release = () => { ${lock ? "db.exec('ROLLBACK'); " : ''}db.close(); process.exit(0); };
+    ${releaseAfterMs === undefined ? '' : `setTimeout(release, ${releaseAfterMs});`}
     process.stdin.resume();
-    process.stdin.on('end', () => { ${lock ? "db.exec('ROLLBACK'); " : ''}db.close(); process.exit(0); });
+    process.stdin.on('end', release);
   `], { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (b: Buffer) => { if (b.toString().includes('HOLDING')) resolve(); });
-    child.on('exit', (c) => reject(new Error(`database holder exited ${c}`)));
+    child.once('exit', (c) => reject(new Error(`database holder exited ${c}`)));
   });
   return {
     pid: child.pid!,
