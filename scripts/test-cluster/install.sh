@@ -4,7 +4,8 @@
 #   SLURM accounting: slurmdbd + mariadb-server (so `sacct -j ID` works; skip with --no-accounting);
 #   optional, in a separate step that may fail without failing the script: Grid Engine
 #   (gridengine-master, gridengine-exec, gridengine-client; skip with --no-sge);
-#   tcsh, redis-server (the executor's queues) and chromium (its dashboard test); Debian's
+#   tcsh and fish (login shells a cluster account may have), redis-server (the executor's queues)
+#   and chromium (its dashboard test); Debian's
 #   slurm-wlm-torque (Torque-style qsub/qstat/qdel over SLURM), unpacked to /opt/slurm-wlm-torque
 #   rather than installed (see TORQUE_DIR below).
 #
@@ -33,7 +34,7 @@ for arg in "$@"; do
 done
 
 # libslurm-perl, libslurmdb-perl, libswitch-perl: what slurm-wlm-torque's wrappers run on.
-REQUIRED=(openssh-server openssh-client munge slurmctld slurmd slurm-client procps tcsh redis-server chromium
+REQUIRED=(openssh-server openssh-client munge slurmctld slurmd slurm-client procps tcsh fish redis-server chromium
   libslurm-perl libslurmdb-perl libswitch-perl)
 ACCOUNTING=(slurmdbd mariadb-server)
 SGE=(gridengine-master gridengine-exec gridengine-client)

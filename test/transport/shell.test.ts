@@ -1,6 +1,7 @@
 // bashForAnyShell against the real login shells sshd may hand a command to: each shell is run as
 // sshd runs it (`SHELL -c TEXT`) and must give the same stdout and exit code as bash running the
-// raw command. tcsh is required in CI (CI=true), as it is what many clusters give their users;
+// raw command. tcsh and fish are required in CI (CI=true): tcsh is what many clusters give their
+// users, and fish is the one login shell whose syntax is neither Bourne nor C shell;
 // elsewhere a missing shell skips its tests with one line saying why.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,7 +19,7 @@ const SHELLS = [
   { name: 'dash', required: false },
   { name: 'tcsh', required: true },
   { name: 'csh', required: false },
-  { name: 'fish', required: false },
+  { name: 'fish', required: true },
 ];
 
 let home = '';
