@@ -14,10 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Executor } from '../src/executor/executor.js';
 import { EVENTS_CHANNEL } from '../src/executor/keys.js';
+import { followQueueEvents } from '../src/executor/queue-events.js';
 import { startRedisServer, type RedisServer } from '../src/executor/redis-server.js';
 import type { SubmissionEvent } from '../src/executor/types.js';
 import { PACKAGE_ROOT } from '../src/util/paths.js';
@@ -209,7 +210,12 @@ async function measureBare(redisUrl: string): Promise<BareFigures> {
       bareWorker(redisUrl, ['a']), bareWorker(redisUrl, ['b']), bareWorker(redisUrl, ['c']),
     ]));
     const one = open(new Queue('one', { connection, prefix: 'bare' }));
-    const oneEvents = open(new QueueEvents('one', { connection, prefix: 'bare' }));
+    // Followed from the stream's end: with QueueEvents' default, a warm-up job that finished before
+    // its first read was never counted, and the bench hung now and then.
+    const probe = new Redis(redisUrl);
+    open({ close: () => probe.quit() });
+    const follow = (q: string) => followQueueEvents(probe, q, { connection, prefix: 'bare' });
+    const oneEvents = open(await follow('one'));
     await oneEvents.waitUntilReady();
     const run = async (count: number, tag: string): Promise<void> => {
       let left = count;
@@ -227,10 +233,10 @@ async function measureBare(redisUrl: string): Promise<BareFigures> {
     await run(20, 'warm');
     const tasksMs = await time(() => run(N, 'run'));
 
-    const chain = ['a', 'b', 'c'].map((q) => ({
+    const chain = await Promise.all(['a', 'b', 'c'].map(async (q) => ({
       queue: open(new Queue(q, { connection, prefix: 'bare' })),
-      events: open(new QueueEvents(q, { connection, prefix: 'bare' })),
-    }));
+      events: open(await follow(q)),
+    })));
     await Promise.all(chain.map((c) => c.events.waitUntilReady()));
     const oneChain = async (input: unknown): Promise<void> => {
       let value = input;

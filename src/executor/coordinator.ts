@@ -11,12 +11,13 @@
 //           stage was entered: a crash before it means entering again).
 //   settle  on each finished task, record its result; a failed task errors the submission.
 //   finish  all results in: gather them in order, store them as the next stage's input, go on.
-import { Queue, QueueEvents, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { Queue, type ConnectionOptions, type JobsOptions, type QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { XprError } from '../errors.js';
 import { encode, type Json } from '../util/codec.js';
 import { sharedKey as sharedKeyOf, taskId as taskIdOf, valueDigest } from './canonical.js';
 import { BULL_PREFIX, queueName } from './keys.js';
+import { followQueueEvents } from './queue-events.js';
 import { ExecutorStore, newSubmissionId } from './store.js';
 import { decodeTaskFailure } from './task-runner.js';
 import type {
@@ -574,9 +575,8 @@ export class Coordinator {
   // ---------------------------------------------------------------- stage queues and their events
 
   /**
-   * The queue of a stage, with its events followed from now on. The events are read from the
-   * stream's current end (not from "new ones after we asked", which could miss a task that
-   * finishes between asking and the first read); anything before that is found by advancing.
+   * The queue of a stage, with its events followed from now on (queue-events.ts says why from the
+   * stream's current end); anything before that is found by advancing.
    */
   async #stageQueue(stage: string): Promise<Queue<TaskData, TaskOutcome>> {
     let p = this.#stages.get(stage);
@@ -593,9 +593,7 @@ export class Coordinator {
     const connection: ConnectionOptions = { url: this.#redisUrl };
     const queue = new Queue<TaskData, TaskOutcome>(name, { connection, prefix: BULL_PREFIX });
     queue.on('error', () => {}); // reconnects by itself
-    const last = await this.store.redis.xrevrange(`${BULL_PREFIX}:${name}:events`, '+', '-', 'COUNT', '1');
-    const lastEventId = last[0]?.[0] ?? '0-0';
-    const events = new QueueEvents(name, { connection, prefix: BULL_PREFIX, lastEventId });
+    const events = await followQueueEvents(this.store.redis, name, { connection, prefix: BULL_PREFIX });
     events.on('error', () => {});
     const wake = (taskId: string, outcome?: TaskOutcome): void => {
       if (this.#news.length === 0) queueMicrotask(() => this.#wakeWaiters().catch(this.#onError));

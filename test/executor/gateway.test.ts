@@ -1,10 +1,11 @@
 // The gateway over real HTTP and a real Redis: auth, status codes and messages, listing, events,
 // the OpenAPI document, and the lease protocol of remote workers (complete, fail, and a lease that
 // lapses without heartbeats and goes to another worker).
-import { Job, Queue, QueueEvents, Worker } from 'bullmq';
+import { Job, Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExecutorClient, SubmissionFailed } from '../../src/executor/client.js';
 import { BULL_PREFIX, queueName } from '../../src/executor/keys.js';
+import { followQueueEvents } from '../../src/executor/queue-events.js';
 import type { SubmissionEvent, TaskData } from '../../src/executor/types.js';
 import { XprError } from '../../src/errors.js';
 import { decode, encode } from '../../src/util/codec.js';
@@ -405,7 +406,8 @@ describe.skipIf(skip)('gateway', () => {
 
     it('lease → no heartbeat → stalled → leased again by another worker; the first lease is refused', async () => {
       const q = stageQueue('score');
-      const events = new QueueEvents(queueName('score'), { connection: { host: '127.0.0.1', port: h.redis.port, password: h.redis.password }, prefix: BULL_PREFIX });
+      const connection = { host: '127.0.0.1', port: h.redis.port, password: h.redis.password };
+      const events = await followQueueEvents(h.store.redis, queueName('score'), { connection, prefix: BULL_PREFIX });
       await events.waitUntilReady();
       try {
         const task = await addTask(q, 'score');

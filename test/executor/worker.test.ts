@@ -7,10 +7,11 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Queue, QueueEvents, type Job } from 'bullmq';
+import { Queue, type Job, type QueueEvents } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnLocalWorker } from '../../src/executor/local-worker.js';
 import { BULL_PREFIX, keys, queueName } from '../../src/executor/keys.js';
+import { followQueueEvents } from '../../src/executor/queue-events.js';
 import { ExecutorStore } from '../../src/executor/store.js';
 import { decodeTaskFailure } from '../../src/executor/task-runner.js';
 import type { LocalWorkerSettings, TaskData, TaskOutcome } from '../../src/executor/types.js';
@@ -66,7 +67,8 @@ describe.skipIf(skipWithoutRedis('the local worker tests'))('local worker proces
       const connection = { url: redis.url };
       q = {
         queue: new Queue<TaskData, TaskOutcome>(queueName(stage), { connection, prefix: BULL_PREFIX }),
-        events: new QueueEvents(queueName(stage), { connection, prefix: BULL_PREFIX }),
+        // From the stream's end: a task that finishes before a plain QueueEvents' first read is heard of.
+        events: await followQueueEvents(store.redis, queueName(stage), { connection, prefix: BULL_PREFIX }),
       };
       await q.events.waitUntilReady();
       queues.set(stage, q);
