@@ -88,11 +88,11 @@ function busyTimeoutMs(): number {
 }
 
 /**
- * Put the database in WAL mode. A new file starts in rollback-journal mode, and when two processes
- * make that switch at once (two drivers started together on a fresh project) SQLite gives one of
- * them SQLITE_BUSY at once instead of calling the busy handler, since both hold a read lock and
- * each waiting for the other could deadlock. So the switch is tried again here, for as long as
- * any other statement would wait; the other process's switch ends within milliseconds.
+ * Put the database in WAL mode. A new file starts in rollback-journal mode. While another process
+ * holds its write lock (two drivers started together on a fresh project: the other is switching
+ * it too, or making the schema), SQLite fails the switch with SQLITE_BUSY at once instead of
+ * calling the busy handler: this process holds a read lock by then, and waiting with it could
+ * deadlock. So the switch is tried again here, for as long as any other statement would wait.
  */
 function switchToWal(db: Database.Database, waitMs: number): void {
   const end = Date.now() + waitMs;
