@@ -4,7 +4,7 @@
 // gained a file after it was listed (ENOTEMPTY). The queue is stopped first, then the dir removed.
 import fs from 'node:fs';
 import path from 'node:path';
-import { isAlive, listTasks, readPid, signalGroup } from '../../src/localq/queue.js';
+import { listTasks, readPid, signalGroup } from '../../src/localq/queue.js';
 import { alive } from '../../src/util/processes.js';
 
 /** SIGKILL a queue's dispatcher (so nothing new starts) and every task it started, and wait for them. */
@@ -13,7 +13,7 @@ async function stopLocalQueue(qdir: string): Promise<void> {
   try {
     dispatcher = Number.parseInt(fs.readFileSync(path.join(qdir, 'dispatcher.lock'), 'utf8'), 10);
   } catch { /* no dispatcher */ }
-  if (dispatcher && isAlive(dispatcher)) process.kill(dispatcher, 'SIGKILL');
+  if (dispatcher !== undefined && alive(dispatcher)) process.kill(dispatcher, 'SIGKILL');
   const groups = listTasks(qdir).flatMap((t) => readPid(qdir, t)?.pid ?? []);
   for (const g of groups) signalGroup(g, 'SIGKILL');
   // A zombie counts as ended: init may reap a killed task late, and a zombie writes nothing.
